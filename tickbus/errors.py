@@ -1,0 +1,62 @@
+"""The exceptions every tickbus package raises.
+
+This module lives in the umbrella package, not in one of the components,
+because every component raises these and `algos`/`portfolio` must not import
+the transport packages. It imports nothing from tickbus itself.
+"""
+
+from __future__ import annotations
+
+
+class TickbusError(Exception):
+    """Base class of every error tickbus raises on purpose."""
+
+
+class ConfigError(TickbusError):
+    """A setting, URL, flag or parameter is not usable.
+
+    Attributes:
+        reason: What is wrong, in words a user can act on.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class QuoteRejected(TickbusError):
+    """A payload is not a valid quote (or array of quotes).
+
+    Attributes:
+        reason: Why it was rejected, e.g. ``"price must be > 0, got -1.0"``.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class PortfolioError(TickbusError):
+    """A portfolio operation would break an invariant (negative cash, short sale).
+
+    Attributes:
+        reason: Which invariant, with the figures involved.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class AlgorithmUnavailable(TickbusError):
+    """An algorithm server did not answer, or answered with an error.
+
+    Attributes:
+        endpoint: The zerorpc address, e.g. ``"tcp://127.0.0.1:4242"``.
+        reason: What happened (timeout, lost remote, the remote exception).
+    """
+
+    def __init__(self, endpoint: str, reason: str) -> None:
+        super().__init__(f"algorithm at {endpoint}: {reason}")
+        self.endpoint = endpoint
+        self.reason = reason
