@@ -1,0 +1,163 @@
+"""Test helpers: free ports, deadline waits, real subprocesses and an MQTT recorder.
+
+Nothing here mocks the broker or the RPC: these helpers start and watch the real
+things and stop them at teardown.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def unique(prefix: str) -> str:
+    """A name no other test uses: topics, bridge names, feed names."""
+    return f"{prefix}{uuid.uuid4().hex[:8]}"
+
+
+def wait_until(condition: Callable[[], Any], *, timeout: float, what: str) -> Any:
+    """Poll `condition` until it returns something truthy, or fail after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
+class Proc:
+    """A real subprocess whose output goes to a log file, stopped at teardown."""
+
+    def __init__(self, args: Sequence[str], log_path: Path, env: dict[str, str] | None = None):
+        self.args = list(args)
+        self.log_path = log_path
+        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.popen = subprocess.Popen(
+            self.args,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO_ROOT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def signal(self, signum: int) -> None:
+        if self.alive():
+            self.popen.send_signal(signum)
+
+    def wait(self, timeout: float) -> int:
+        return self.popen.wait(timeout=timeout)
+
+    def stop(self, timeout: float = 5.0) -> int | None:
+        """SIGTERM, then SIGKILL after `timeout`; returns the exit code."""
+        if self.alive():
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(timeout=timeout)
+        self._log.close()
+        return self.popen.returncode
+
+
+class Processes:
+    """Starts processes for one test and stops all of them at teardown."""
+
+    def __init__(self, tmp_path: Path):
+        self._tmp_path = tmp_path
+        self._procs: list[Proc] = []
+
+    def start(self, *args: str, name: str, env: dict[str, str] | None = None) -> Proc:
+        proc = Proc(args, self._tmp_path / f"{name}-{len(self._procs)}.log", env)
+        self._procs.append(proc)
+        return proc
+
+    def tickbus(self, *args: str, name: str, env: dict[str, str] | None = None) -> Proc:
+        """Run the real CLI, exactly as a user would (`tickbus ...`)."""
+        return self.start(sys.executable, "-m", "tickbus", *args, name=name, env=env)
+
+    def stop_all(self) -> None:
+        for proc in reversed(self._procs):
+            proc.stop()
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.args}\n{p.log()}" for p in self._procs)
+
+
+class MqttRecorder:
+    """A real paho subscriber that keeps every message it receives, per topic."""
+
+    def __init__(self, url_port: int, filters: Sequence[str], host: str = "127.0.0.1"):
+        self.messages: list[tuple[str, bytes]] = []
+        self._lock = threading.Lock()
+        self._subscribed = threading.Event()
+        self._filters = list(filters)
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=unique("rec-"))
+        self.client.on_connect = self._on_connect
+        self.client.on_subscribe = lambda *a: self._subscribed.set()
+        self.client.on_message = self._on_message
+        self.client.connect(host, url_port)
+        self.client.loop_start()
+        if not self._subscribed.wait(10):
+            raise AssertionError("recorder did not subscribe within 10 s")
+
+    def _on_connect(self, client: mqtt.Client, *_: Any) -> None:
+        client.subscribe([(f, 1) for f in self._filters])
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        with self._lock:
+            self.messages.append((msg.topic, msg.payload))
+
+    def on(self, topic_filter: str) -> list[bytes]:
+        """Payloads received on topics matching `topic_filter`, in arrival order."""
+        with self._lock:
+            return [p for t, p in self.messages if mqtt.topic_matches_sub(topic_filter, t)]
+
+    def json_on(self, topic_filter: str) -> list[Any]:
+        return [json.loads(p) for p in self.on(topic_filter)]
+
+    def publish(self, topic: str, payload: bytes | str, qos: int = 1) -> None:
+        self.client.publish(topic, payload, qos=qos).wait_for_publish(5)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@contextmanager
+def recorder(port: int, *filters: str) -> Iterator[MqttRecorder]:
+    rec = MqttRecorder(port, filters)
+    try:
+        yield rec
+    finally:
+        rec.close()
