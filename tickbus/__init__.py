@@ -1,6 +1,7 @@
 """tickbus: the umbrella CLI, the local stack runner and the shared exceptions."""
 
 from tickbus.errors import (
+    AlgorithmError,
     AlgorithmUnavailable,
     ConfigError,
     PortfolioError,
@@ -9,6 +10,7 @@ from tickbus.errors import (
 )
 
 __all__ = [
+    "AlgorithmError",
     "AlgorithmUnavailable",
     "ConfigError",
     "PortfolioError",

@@ -49,11 +49,25 @@ class PortfolioError(TickbusError):
 
 
 class AlgorithmUnavailable(TickbusError):
-    """An algorithm server did not answer, or answered with an error.
+    """An algorithm server did not answer: down, unreachable, or lost mid-call.
 
     Attributes:
         endpoint: The zerorpc address, e.g. ``"tcp://127.0.0.1:4242"``.
         reason: What happened (timeout, lost remote, the remote exception).
+    """
+
+    def __init__(self, endpoint: str, reason: str) -> None:
+        super().__init__(f"algorithm at {endpoint}: {reason}")
+        self.endpoint = endpoint
+        self.reason = reason
+
+
+class AlgorithmError(TickbusError):
+    """An algorithm server answered, but its code raised or broke the RPC contract.
+
+    Attributes:
+        endpoint: The zerorpc address of the server.
+        reason: The remote exception's name and message, or the contract breach.
     """
 
     def __init__(self, endpoint: str, reason: str) -> None:

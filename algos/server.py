@@ -1,0 +1,192 @@
+"""The zerorpc server exposing one algorithm (the RPC contract, nothing else); `tickbus algo`.
+
+A public module of its own, not re-exported by `algos`: importing it makes the
+process a gevent program (zerorpc), and `import algos` must stay plain Python.
+
+The algorithm's code runs in a
+one-thread pool, not on the gevent hub: a CPU-heavy `events` call would
+otherwise stop the hub from sending heartbeats, and the bridge would see
+`LostRemote` while the algorithm is merely busy. One thread also means the
+algorithm never sees two calls at once, so it needs no locking of its own.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
+
+import click
+import gevent
+import zerorpc
+import zmq
+from gevent.threadpool import ThreadPool
+
+from algos._base import Algorithm
+from algos._loading import load_algorithm, parse_params
+from tickbus.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_HEARTBEAT_S",
+    "RPC_METHODS",
+    "AlgorithmService",
+    "ServeConfig",
+    "algo_group",
+    "serve",
+]
+
+T = TypeVar("T")
+
+RPC_METHODS = ("initialize", "event", "events", "fill", "state", "finalize")
+"""The names an algorithm server answers to; DESIGN.md's RPC contract."""
+
+DEFAULT_HEARTBEAT_S = 1.0
+"""zerorpc heartbeat period. Bridge and server must use the same one: each side
+declares the other lost after two of its own periods without a heartbeat."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServeConfig:
+    """How to serve one algorithm.
+
+    Attributes:
+        spec: ``"package.module:ClassName"`` of an `Algorithm` subclass.
+        addr: zerorpc bind address, e.g. ``"tcp://127.0.0.1:4242"``.
+        params: Defaults for `initialize`; the bridge's params override them.
+        heartbeat: zerorpc heartbeat period in seconds (default 1.0).
+    """
+
+    spec: str
+    addr: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    heartbeat: float = DEFAULT_HEARTBEAT_S
+
+
+class AlgorithmService:
+    """The RPC face of one algorithm, calling it on a single worker thread.
+
+    Args:
+        algorithm: The algorithm instance to expose.
+        defaults: Params merged under those `initialize` receives.
+        pool: The worker pool every call runs in (one thread).
+    """
+
+    def __init__(
+        self, algorithm: Algorithm, *, defaults: Mapping[str, Any], pool: ThreadPool
+    ) -> None:
+        self._algorithm = algorithm
+        self._defaults = dict(defaults)
+        self._pool = pool
+
+    def methods(self) -> dict[str, Callable[..., Any]]:
+        """The RPC table: exactly `RPC_METHODS`, bound to this service."""
+        return {name: getattr(self, name) for name in RPC_METHODS}
+
+    def initialize(self, params: Mapping[str, Any] | None) -> list[str]:
+        """Initialise with the defaults overridden by `params`; returns the channels."""
+        return self._call(self._algorithm.initialize, {**self._defaults, **(params or {})})
+
+    def event(self, quote: Mapping[str, Any]) -> list[Any]:
+        """Handle one quote; the same path as a batch of one."""
+        return self._call(self._algorithm.events, [quote])
+
+    def events(self, quotes: Sequence[Mapping[str, Any]]) -> list[Any]:
+        """Handle a batch of quotes in order; returns every order they caused."""
+        return self._call(self._algorithm.events, quotes)
+
+    def fill(self, fill: Mapping[str, Any]) -> None:
+        """Apply a fill to the algorithm's portfolio."""
+        self._call(self._algorithm.fill, fill)
+
+    def state(self) -> dict[str, Any]:
+        """The algorithm's JSON-safe state (portfolio summary and counters)."""
+        return self._call(self._algorithm.state)
+
+    def finalize(self) -> dict[str, Any]:
+        """Let the algorithm wrap up; returns its final state."""
+        return self._call(self._algorithm.finalize)
+
+    def _call(self, function: Callable[..., T], *args: Any) -> T:
+        return cast(T, self._pool.apply(function, args))
+
+
+def serve(config: ServeConfig, *, on_ready: Callable[[str], None] = lambda _addr: None) -> None:
+    """Serve `config.spec` on `config.addr` until SIGTERM or SIGINT.
+
+    Raises:
+        ConfigError: The algorithm cannot be loaded or constructed, or the
+            address cannot be bound (in use, malformed).
+    """
+    algorithm = _instantiate(load_algorithm(config.spec))
+    pool = ThreadPool(1)
+    service = AlgorithmService(algorithm, defaults=config.params, pool=pool)
+    server = zerorpc.Server(service.methods(), heartbeat=config.heartbeat)
+    try:
+        _bind(server, config.addr)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            gevent.signal_handler(signum, server.stop)
+        on_ready(config.addr)
+        server.run()
+    finally:
+        server.close()
+        pool.kill()
+
+
+def _instantiate(cls: type[Algorithm]) -> Algorithm:
+    try:
+        return cls()
+    except TypeError as exc:
+        raise ConfigError(
+            f"{cls.__module__}:{cls.__qualname__} cannot be constructed without "
+            f"arguments ({exc}); take settings in initialize(params) instead"
+        ) from exc
+
+
+def _bind(server: zerorpc.Server, addr: str) -> None:
+    try:
+        server.bind(addr)
+    except zmq.ZMQError as exc:
+        raise ConfigError(f"cannot bind the algorithm server to {addr}: {exc}") from exc
+
+
+@click.group(name="algo")
+def algo_group() -> None:
+    """Run algorithm servers."""
+
+
+@algo_group.command(name="serve")
+@click.argument("spec", metavar="MODULE:CLASS")
+@click.option(
+    "--addr",
+    default="tcp://127.0.0.1:4242",
+    show_default=True,
+    help="zerorpc address to bind. Binding to anything but loopback exposes the "
+    "algorithm to the network: do it only on purpose (e.g. inside a container).",
+)
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Default for initialize(params); the bridge's --param values win. "
+    "VALUE is parsed as JSON when it can be (threshold=0.2, seed=7), else a string.",
+)
+@click.option(
+    "--heartbeat",
+    type=click.FloatRange(min=0.1),
+    default=DEFAULT_HEARTBEAT_S,
+    show_default=True,
+    help="zerorpc heartbeat period in seconds; must equal the bridge's.",
+)
+def serve_command(spec: str, addr: str, params: tuple[str, ...], heartbeat: float) -> None:
+    """Serve the algorithm class MODULE:CLASS (e.g. algos.examples:RandomAlgo).
+
+    The server answers exactly initialize, event, events, fill, state and
+    finalize, and stops cleanly on SIGTERM or Ctrl-C.
+    """
+    try:
+        config = ServeConfig(spec=spec, addr=addr, params=parse_params(params), heartbeat=heartbeat)
+        serve(config, on_ready=lambda bound: click.echo(f"serving {spec} on {bound}"))
+    except ConfigError as exc:
+        raise click.ClickException(exc.reason) from exc

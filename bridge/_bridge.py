@@ -1,0 +1,314 @@
+"""The per-algorithm forwarder: MQTT quotes in, batched zerorpc calls out, orders back.
+
+Two threads, one job each. paho's network thread decodes every message and
+appends it to the `Inbox` (bad payloads go to ``deadletter/bridge`` at once).
+The gevent hub's main greenlet runs `Bridge.run`: it takes whatever has
+arrived, forwards it in one ``events`` call (so exactly one call is in flight:
+a lone quote goes out at once, and under load everything that arrived during a
+call goes in the next), publishes the orders, and applies control commands
+between calls. Because commands are applied only between calls, a swap splits
+the quote stream cleanly: each quote goes to the old or to the new algorithm,
+exactly once.
+
+When the algorithm stops answering, the undelivered batch is put back, quotes
+keep queueing (bounded: the oldest are dropped and counted), the status says
+``degraded``, and the bridge retries until the server is back, then calls
+``initialize`` again and delivers what it kept.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import gevent
+
+from bridge._config import BridgeConfig
+from bridge._control import SwapCommand, parse_control
+from bridge._inbox import Entry, Inbox
+from bridge._link import AlgorithmLink
+from broker import (
+    BusClient,
+    control_topic,
+    decode_quotes,
+    minimal_filters,
+    orders_topic,
+    topic_matches,
+)
+from tickbus.errors import (
+    AlgorithmError,
+    AlgorithmUnavailable,
+    ConfigError,
+    QuoteRejected,
+)
+
+log = logging.getLogger(__name__)
+
+COMPONENT = "bridge"
+
+
+@dataclass
+class BridgeCounters:
+    """What the hub's greenlet counts; published on the status topic."""
+
+    forwarded: int = 0
+    batches: int = 0
+    orders: int = 0
+    algo_errors: int = 0
+    bad_orders: int = 0
+    unrouted: int = 0
+    reconnects: int = 0
+    swaps: int = 0
+    last_swap: dict[str, Any] = field(default_factory=dict)
+
+
+class Bridge:
+    """Connects one algorithm server to the bus. Run it with `run()`; stop with `stop()`.
+
+    Not thread-safe, apart from `stop`, which a signal handler may call.
+    """
+
+    def __init__(self, config: BridgeConfig) -> None:
+        self._config = config
+        self._inbox: Inbox[SwapCommand] = Inbox(capacity=config.max_pending)
+        self._control_topic = control_topic(COMPONENT, config.name)
+        self._orders_topic = orders_topic(config.name)
+        self._counters = BridgeCounters()
+        # Written only by paho's thread:
+        self._received = 0
+        self._rejected = 0
+        # Owned by the hub's greenlet:
+        self._endpoint = config.rpc
+        self._link: AlgorithmLink | None = None
+        self._channels: list[str] = []
+        self._routes: dict[str, bool] = {}
+        self._problem: str | None = "connecting to the algorithm"
+        self._algo_state: dict[str, Any] | None = None
+        self._stopping = False
+        self._bus = BusClient(
+            config.mqtt, component=COMPONENT, name=config.name, on_message=self._on_message
+        )
+
+    def run(self) -> None:
+        """Serve until `stop()` (or SIGTERM/SIGINT): connect, forward, reconnect, swap.
+
+        Raises:
+            ConfigError: The broker cannot be reached at start.
+        """
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            gevent.signal_handler(signum, self.stop)
+        with self._bus as bus:
+            bus.subscribe([self._control_topic], qos=1)
+            try:
+                self._serve()
+            finally:
+                if self._link is not None:
+                    self._link.close()
+
+    def stop(self) -> None:
+        """Finish the call in flight, then leave `run` (publishing ``offline``)."""
+        self._stopping = True
+        self._inbox.wake()
+
+    def _serve(self) -> None:
+        next_stats = 0.0
+        next_attempt = 0.0
+        while not self._stopping:
+            now = time.monotonic()
+            if self._link is None and now >= next_attempt:
+                self._connect()
+                next_attempt = now + self._config.retry_interval
+            commands, entries = self._inbox.take(max_quotes=0 if self._link is None else None)
+            for command in commands:
+                self._swap(command)
+            if entries:
+                self._forward(entries)
+            if now >= next_stats:
+                self._publish_stats()
+                next_stats = now + self._config.stats_interval
+            if not entries:
+                self._inbox.wait(self._wait_time(next_stats, next_attempt))
+
+    def _wait_time(self, next_stats: float, next_attempt: float) -> float:
+        until = next_stats if self._link is not None else min(next_stats, next_attempt)
+        return max(0.0, until - time.monotonic())
+
+    # -- paho's thread ---------------------------------------------------------------
+
+    def _on_message(self, topic: str, payload: bytes) -> None:
+        if topic == self._control_topic:
+            self._on_control(payload)
+            return
+        try:
+            quotes = decode_quotes(payload)
+        except QuoteRejected as exc:
+            self._rejected += 1
+            self._dead_letter(exc.reason, topic, payload)
+            return
+        self._received += len(quotes)
+        self._inbox.put_quotes(topic, quotes)
+
+    def _on_control(self, payload: bytes) -> None:
+        try:
+            command = parse_control(payload)
+        except ConfigError as exc:
+            self._rejected += 1
+            self._dead_letter(exc.reason, self._control_topic, payload)
+            return
+        self._inbox.put_control(command)
+
+    def _dead_letter(self, reason: str, topic: str, payload: bytes) -> None:
+        log.warning("rejected a message on %s: %s", topic, reason)
+        self._bus.publish_dead_letter(COMPONENT, reason=reason, topic=topic, payload=payload)
+
+    # -- the hub's greenlet ----------------------------------------------------------
+
+    def _connect(self) -> None:
+        """One attempt to reach the current endpoint and initialise it."""
+        try:
+            link, channels = self._open(self._endpoint)
+        except (AlgorithmUnavailable, AlgorithmError) as exc:
+            self._set_problem(exc.reason)
+            return
+        if self._counters.batches or self._channels:
+            self._counters.reconnects += 1
+        self._adopt(link, channels)
+
+    def _open(self, endpoint: str) -> tuple[AlgorithmLink, list[str]]:
+        """Connect to `endpoint` and initialise it; returns the link and its channels."""
+        link = AlgorithmLink(
+            endpoint, heartbeat=self._config.heartbeat, timeout=self._config.rpc_timeout
+        )
+        try:
+            return link, minimal_filters(link.initialize(self._config.params))
+        except ConfigError as exc:
+            link.close()
+            raise AlgorithmError(
+                endpoint, f"initialize returned bad channels: {exc.reason}"
+            ) from exc
+        except BaseException:
+            link.close()
+            raise
+
+    def _adopt(self, link: AlgorithmLink, channels: list[str]) -> None:
+        """Make `link` the algorithm; subscribe to new channels before dropping old ones."""
+        self._bus.subscribe([c for c in channels if c not in self._channels])
+        self._bus.unsubscribe([c for c in self._channels if c not in channels])
+        self._link, self._endpoint, self._channels = link, link.endpoint, channels
+        self._routes.clear()
+        self._problem = None
+        log.info("forwarding %s to %s", channels, link.endpoint)
+        self._publish_stats()
+
+    def _forward(self, entries: list[Entry]) -> None:
+        assert self._link is not None
+        routed = [entry for entry in entries if self._is_routed(entry[0])]
+        self._counters.unrouted += len(entries) - len(routed)
+        if not routed:
+            return
+        quotes = [quote for _topic, quote in routed]
+        try:
+            orders = self._link.events(quotes)
+        except AlgorithmUnavailable as exc:
+            self._inbox.requeue(routed)
+            self._lose_link(exc.reason)
+            return
+        except AlgorithmError as exc:
+            self._counters.algo_errors += 1
+            letter = json.dumps(quotes).encode()
+            self._bus.publish_dead_letter(COMPONENT, reason=exc.reason, payload=letter)
+            log.warning("algorithm failed on a batch of %d quotes: %s", len(quotes), exc.reason)
+            return
+        self._counters.forwarded += len(quotes)
+        self._counters.batches += 1
+        self._publish_orders(orders)
+
+    def _is_routed(self, topic: str) -> bool:
+        routed = self._routes.get(topic)
+        if routed is None:
+            routed = any(topic_matches(channel, topic) for channel in self._channels)
+            self._routes[topic] = routed
+        return routed
+
+    def _publish_orders(self, orders: list[Any]) -> None:
+        for order in orders:
+            try:
+                if not isinstance(order, dict):
+                    raise TypeError(f"an order must be an object, got {type(order).__name__}")
+                payload = json.dumps({**order, "algo": self._config.name}, allow_nan=False)
+            except (TypeError, ValueError) as exc:
+                self._counters.bad_orders += 1
+                self._dead_letter(
+                    f"algorithm returned a bad order: {exc}", "", repr(order).encode()
+                )
+                continue
+            self._bus.publish(self._orders_topic, payload, qos=1)
+            self._counters.orders += 1
+
+    def _lose_link(self, reason: str) -> None:
+        assert self._link is not None
+        log.warning("lost the algorithm: %s", reason)
+        self._link.close()
+        self._link = None
+        self._set_problem(reason)
+
+    def _set_problem(self, reason: str) -> None:
+        changed = reason != self._problem
+        self._problem = reason
+        if changed:
+            self._publish_stats()
+
+    def _swap(self, command: SwapCommand) -> None:
+        report: dict[str, Any] = {"id": command.id, "rpc": command.rpc, "from": self._endpoint}
+        try:
+            link, channels = self._open(command.rpc)
+        except (AlgorithmUnavailable, AlgorithmError) as exc:
+            log.warning("swap to %s failed: %s", command.rpc, exc.reason)
+            self._counters.last_swap = {**report, "ok": False, "reason": exc.reason}
+            self._publish_stats()
+            return
+        old = self._link
+        self._adopt(link, channels)
+        self._counters.swaps += 1
+        report.update(ok=True, finalize=self._finalize(old) if old is not None else None)
+        self._counters.last_swap = report
+        self._publish_stats()
+
+    def _finalize(self, old: AlgorithmLink) -> dict[str, Any] | str:
+        """Call finalize on a replaced algorithm; its final state, or why there is none."""
+        try:
+            return old.finalize()
+        except (AlgorithmUnavailable, AlgorithmError) as exc:
+            return f"finalize failed: {exc.reason}"
+        finally:
+            old.close()
+
+    def _publish_stats(self) -> None:
+        if self._link is not None:
+            self._refresh_algo_state()
+        counters = self._counters
+        self._bus.publish_status(
+            "online" if self._problem is None else "degraded",
+            reason=self._problem,
+            rpc=self._endpoint,
+            channels=self._channels,
+            quotes_in=self._received,
+            rejected=self._rejected,
+            pending=len(self._inbox),
+            dropped=self._inbox.dropped,
+            **{k: v for k, v in vars(counters).items()},
+            algo=self._algo_state,
+        )
+
+    def _refresh_algo_state(self) -> None:
+        assert self._link is not None
+        try:
+            self._algo_state = self._link.state()
+        except AlgorithmUnavailable as exc:
+            self._lose_link(exc.reason)
+        except AlgorithmError as exc:
+            self._algo_state = {"error": exc.reason}

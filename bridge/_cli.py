@@ -1,0 +1,119 @@
+"""`tickbus bridge` and `tickbus swap`."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from algos import parse_params
+from algos.server import DEFAULT_HEARTBEAT_S
+from bridge._bridge import Bridge
+from bridge._config import BridgeConfig
+from bridge._control import SwapFailed, request_swap
+from broker import MqttSettings, mqtt_option, validate_name
+from tickbus.errors import ConfigError
+
+
+@click.command(name="bridge")
+@mqtt_option
+@click.option("--rpc", required=True, metavar="tcp://HOST:PORT", help="The algorithm server.")
+@click.option(
+    "--name",
+    required=True,
+    help="The bridge's name: it publishes orders/NAME and status/bridge/NAME, "
+    "and takes commands on control/bridge/NAME.",
+)
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Sent to the algorithm's initialize(params); repeatable. VALUE is JSON when it "
+    "parses (threshold=0, seed=7), else a string.",
+)
+@click.option(
+    "--heartbeat",
+    type=click.FloatRange(min=0.1),
+    default=DEFAULT_HEARTBEAT_S,
+    show_default=True,
+    help="zerorpc heartbeat period in seconds; must equal the server's.",
+)
+@click.option(
+    "--rpc-timeout",
+    type=click.FloatRange(min=0.1),
+    default=30.0,
+    show_default=True,
+    help="Seconds one call may take before the algorithm counts as unavailable.",
+)
+@click.option(
+    "--max-pending",
+    type=click.IntRange(min=1),
+    default=100_000,
+    show_default=True,
+    help="Quotes kept while the algorithm is busy or down; beyond that the oldest "
+    "are dropped and counted on the status topic.",
+)
+def bridge_command(
+    mqtt: MqttSettings,
+    rpc: str,
+    name: str,
+    params: tuple[str, ...],
+    heartbeat: float,
+    rpc_timeout: float,
+    max_pending: int,
+) -> None:
+    """Forward the quotes an algorithm asks for to it, and publish its orders.
+
+    Calls initialize(params) on the algorithm at --rpc, subscribes to the
+    channels it returns, sends quotes in batches with events(quotes) (one call
+    in flight), and publishes each order as JSON on orders/NAME. Bad payloads
+    go to deadletter/bridge. If the algorithm dies, the bridge keeps the quotes
+    (up to --max-pending), reports "degraded" on status/bridge/NAME, and
+    re-initialises the server when it is back. `tickbus swap` points it at
+    another server while quotes keep flowing.
+    """
+    try:
+        config = BridgeConfig(
+            mqtt=mqtt,
+            rpc=rpc,
+            name=validate_name(name),
+            params=parse_params(params),
+            heartbeat=heartbeat,
+            rpc_timeout=rpc_timeout,
+            max_pending=max_pending,
+        )
+        Bridge(config).run()
+    except ConfigError as exc:
+        raise click.ClickException(exc.reason) from exc
+
+
+@click.command(name="swap")
+@mqtt_option
+@click.option("--bridge", "bridge_name", required=True, help="The bridge's --name.")
+@click.option("--rpc", required=True, metavar="tcp://HOST:PORT", help="The new algorithm server.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=30.0,
+    show_default=True,
+    help="Seconds to wait for the bridge to report the swap.",
+)
+def swap_command(mqtt: MqttSettings, bridge_name: str, rpc: str, timeout: float) -> None:
+    """Point a running bridge at another algorithm server, with no quote lost.
+
+    The bridge initialises the new server, moves its subscriptions to the new
+    algorithm's channels, calls finalize on the old one and goes on; quotes that
+    arrive meanwhile go to the new algorithm. Prints the old algorithm's final
+    state; exits non-zero if the bridge kept its old algorithm (and says why).
+    """
+    try:
+        report = request_swap(mqtt, bridge=validate_name(bridge_name), rpc=rpc, timeout=timeout)
+    except SwapFailed as exc:
+        raise click.ClickException(
+            f"swap failed, the bridge kept its algorithm: {exc.reason}"
+        ) from exc
+    except ConfigError as exc:
+        raise click.ClickException(exc.reason) from exc
+    click.echo(f"bridge {bridge_name} now forwards to {rpc}")
+    click.echo(json.dumps({"finalize": report.get("finalize")}, indent=2))

@@ -1,0 +1,40 @@
+"""The bridge's one configuration object, built at the entry point."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from algos.server import DEFAULT_HEARTBEAT_S
+from broker import MqttSettings
+
+
+@dataclass(frozen=True, kw_only=True)
+class BridgeConfig:
+    """Everything one bridge needs.
+
+    Attributes:
+        mqtt: The broker to subscribe to and publish on.
+        rpc: The algorithm server's zerorpc address, e.g. ``"tcp://127.0.0.1:4242"``.
+        name: The bridge's name: its topics are ``orders/<name>``,
+            ``status/bridge/<name>`` and ``control/bridge/<name>``.
+        params: Sent with every ``initialize`` call (also after a reconnect or swap).
+        heartbeat: zerorpc heartbeat period in seconds; must equal the server's (1.0).
+        rpc_timeout: Seconds one call may take before the algorithm counts as
+            unavailable (30.0).
+        max_pending: Quotes kept while the algorithm is busy or down; beyond
+            that the oldest are dropped and counted (100,000).
+        stats_interval: Seconds between status messages with counters (1.0).
+        retry_interval: Seconds between attempts to reach a lost algorithm (0.5).
+    """
+
+    mqtt: MqttSettings
+    rpc: str
+    name: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    heartbeat: float = DEFAULT_HEARTBEAT_S
+    rpc_timeout: float = 30.0
+    max_pending: int = 100_000
+    stats_interval: float = 1.0
+    retry_interval: float = 0.5

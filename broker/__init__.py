@@ -1,0 +1,99 @@
+"""broker: the Python side of the bus contract.
+
+Everything that two tickbus processes must agree on to talk over MQTT lives
+here, so feeds, bridges and tools import it instead of spelling it out:
+
+* Topics: `quote_topic` (``quotes/<SYMBOL>``, under the `QUOTES` channel),
+  `orders_topic`, `fills_topic`, `status_topic`, `control_topic`,
+  `deadletter_topic`; `validate_name` for one topic level, `validate_filter`,
+  `topic_matches` (MQTT wildcard rules, used by the bridge and the ring),
+  `filter_covers` and `minimal_filters` (subscribe so that no message arrives
+  twice).
+* Quote codec: `decode_quotes` reads JSON or msgpack payloads (full quotes,
+  arrays of them, the short form ``{"GOOG": 345.1}``) into validated `Quote`
+  dicts and raises `tickbus.errors.QuoteRejected` with a reason for anything
+  else; `parse_quote` validates one mapping; `encode_quote_json` and
+  `encode_quotes_msgpack` write payloads that decode back exactly.
+* Connection settings: `MqttSettings.from_url` parses
+  ``mqtt://user:pass@host:port``; the entry points take the URL from a flag,
+  `MQTT_URL_ENV` or `DEFAULT_MQTT_URL` (`mqtt_option` is that flag, for click
+  commands). Nothing else in this package reads the environment.
+* `BusClient`: one component's MQTT connection (status, will, reconnects,
+  dead letters).
+* A local broker: `run_local_broker` (mosquitto, or amqtt when mosquitto is
+  not installed), `broker_listening`, `mosquitto_config`, and `broker_command`
+  (`tickbus broker`).
+
+Every other module in the package is private.
+"""
+
+from broker._cli import broker_command
+from broker._client import BusClient
+from broker._codec import (
+    MAX_NUMBER,
+    MAX_PAYLOAD_BYTES,
+    MAX_QUOTES_PER_PAYLOAD,
+    MAX_SYMBOL_LENGTH,
+    Quote,
+    decode_quotes,
+    encode_quote_json,
+    encode_quotes_msgpack,
+    parse_quote,
+)
+from broker._launcher import (
+    LocalBrokerConfig,
+    broker_listening,
+    mosquitto_config,
+    run_local_broker,
+)
+from broker._options import mqtt_option
+from broker._topics import (
+    QUOTES,
+    control_topic,
+    deadletter_topic,
+    fills_topic,
+    filter_covers,
+    minimal_filters,
+    orders_topic,
+    quote_topic,
+    status_topic,
+    topic_matches,
+    validate_filter,
+    validate_name,
+)
+from broker._url import DEFAULT_MQTT_PORT, DEFAULT_MQTT_URL, MQTT_URL_ENV, MqttSettings
+
+__all__ = [
+    "DEFAULT_MQTT_PORT",
+    "DEFAULT_MQTT_URL",
+    "MAX_NUMBER",
+    "MAX_PAYLOAD_BYTES",
+    "MAX_QUOTES_PER_PAYLOAD",
+    "MAX_SYMBOL_LENGTH",
+    "MQTT_URL_ENV",
+    "QUOTES",
+    "BusClient",
+    "LocalBrokerConfig",
+    "MqttSettings",
+    "Quote",
+    "broker_command",
+    "broker_listening",
+    "control_topic",
+    "deadletter_topic",
+    "decode_quotes",
+    "encode_quote_json",
+    "encode_quotes_msgpack",
+    "fills_topic",
+    "filter_covers",
+    "minimal_filters",
+    "mosquitto_config",
+    "mqtt_option",
+    "orders_topic",
+    "parse_quote",
+    "quote_topic",
+    "run_local_broker",
+    "status_topic",
+    "topic_matches",
+    "validate_filter",
+    "validate_name",
+]

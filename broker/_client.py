@@ -1,0 +1,226 @@
+"""One MQTT connection of a tickbus component, configured the way the bus needs it.
+
+Every component (feed, bridge, view) talks to the broker through a `BusClient`:
+paho-mqtt 2.x with `CallbackAPIVersion.VERSION2`, `TCP_NODELAY` on the socket
+(the broker config sets it too), a retained JSON status on
+``status/<component>/<name>`` with an ``offline`` will, automatic reconnection,
+and subscriptions that are sent again on every (re)connect so a broker restart
+does not silently stop delivery.
+
+Threading: paho runs its network loop in its own OS thread. `on_message`
+callbacks run in that thread and must stay tiny (decode and enqueue).
+`publish`, `subscribe` and `unsubscribe` may be called from any thread.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from types import TracebackType
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from broker._topics import deadletter_topic, status_topic
+from broker._url import MqttSettings
+from tickbus.errors import ConfigError
+
+MessageHandler = Callable[[str, bytes], None]
+"""Called in paho's network thread with (topic, payload) for every message."""
+
+CONNECT_TIMEOUT_S = 10.0
+KEEPALIVE_S = 15
+
+
+class BusClient:
+    """A connected MQTT client that announces its component on the status topic.
+
+    Use it as a context manager: entering connects (retrying until
+    `connect_timeout` seconds pass, then raising `ConfigError` with the broker
+    URL), publishes a retained ``{"state": "online"}`` status and starts the
+    network thread; leaving publishes a retained ``{"state": "offline"}`` status
+    and disconnects cleanly. If the process dies instead, the broker publishes
+    the same offline status as the will message. Tools that are not components
+    (the `swap` command, the live view) pass ``announce=False``: no status, no will.
+
+    A lost connection is re-established by paho in the background (backoff up
+    to 2 s); on every reconnect the current subscriptions are sent again and the
+    last status is published again.
+    """
+
+    def __init__(
+        self,
+        settings: MqttSettings,
+        *,
+        component: str,
+        name: str,
+        on_message: MessageHandler | None = None,
+        connect_timeout: float = CONNECT_TIMEOUT_S,
+        announce: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.status_topic = status_topic(component, name)
+        self._identity = {"component": component, "name": name, "pid": os.getpid()}
+        self._on_message = on_message
+        self._connect_timeout = connect_timeout
+        self._announce = announce
+        self._subscriptions: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._connected = threading.Event()
+        self._last_status: dict[str, Any] = {"state": "online"}
+        self.reconnects = 0
+        self._ever_connected = False
+        self._client = self._make_paho_client(component, name)
+
+    def _make_paho_client(self, component: str, name: str) -> mqtt.Client:
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"tickbus-{component}-{name}-{uuid.uuid4().hex[:6]}",
+        )
+        if self.settings.username is not None:
+            client.username_pw_set(self.settings.username, self.settings.password)
+        if self._announce:
+            client.will_set(self.status_topic, self._status_payload({"state": "offline"}), 1, True)
+        client.reconnect_delay_set(min_delay=1, max_delay=2)
+        client.max_queued_messages_set(0)
+        client.on_socket_open = _set_tcp_nodelay
+        client.on_connect = self._handle_connect
+        client.on_disconnect = self._handle_disconnect
+        if self._on_message is not None:
+            handler = self._on_message
+            client.on_message = lambda _c, _u, msg: handler(msg.topic, bytes(msg.payload))
+        return client
+
+    def __enter__(self) -> BusClient:
+        self._client.connect_async(self.settings.host, self.settings.port, KEEPALIVE_S)
+        self._client.loop_start()
+        if not self._connected.wait(self._connect_timeout):
+            self._client.loop_stop()
+            raise ConfigError(
+                f"cannot reach the MQTT broker at {self.settings.url} "
+                f"within {self._connect_timeout:g} s; is it running?"
+            )
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Publish the offline status, flush it, disconnect and stop the network thread."""
+        if self._announce:
+            info = self.publish_status("offline")
+            if self._connected.is_set():
+                info.wait_for_publish(timeout=2)
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    @property
+    def connected(self) -> bool:
+        """Whether the client is connected to the broker right now."""
+        return self._connected.is_set()
+
+    def publish(
+        self, topic: str, payload: bytes | str, *, qos: int = 0, retain: bool = False
+    ) -> mqtt.MQTTMessageInfo:
+        """Queue a message; while disconnected, QoS 1 messages wait for the reconnect."""
+        return self._client.publish(topic, payload, qos=qos, retain=retain)
+
+    def publish_json(
+        self, topic: str, payload: Mapping[str, Any], *, qos: int = 0, retain: bool = False
+    ) -> mqtt.MQTTMessageInfo:
+        """Publish `payload` as compact JSON."""
+        return self.publish(topic, _dumps(payload), qos=qos, retain=retain)
+
+    def publish_status(self, state: str, **stats: Any) -> mqtt.MQTTMessageInfo:
+        """Publish a retained status: ``{"state": state, component, name, pid, ts, **stats}``.
+
+        States: ``online``, ``degraded`` (running, but something it depends on is
+        not; ``reason`` says what) and ``offline``.
+        """
+        self._last_status = {"state": state, **stats}
+        return self.publish(
+            self.status_topic, self._status_payload(self._last_status), qos=1, retain=True
+        )
+
+    def publish_dead_letter(
+        self, component: str, *, reason: str, topic: str | None = None, payload: bytes = b""
+    ) -> mqtt.MQTTMessageInfo:
+        """Publish a rejected payload on ``deadletter/<component>`` (QoS 1) with its reason.
+
+        The message is ``{"reason", "topic", "payload"}``; a payload that is not
+        UTF-8 is carried as ``"payload_b64"`` instead, so nothing is lost.
+        """
+        letter: dict[str, Any] = {"reason": reason, "topic": topic, "by": self._identity["name"]}
+        try:
+            letter["payload"] = payload.decode()
+        except UnicodeDecodeError:
+            letter["payload_b64"] = base64.b64encode(payload).decode()
+        return self.publish_json(deadletter_topic(component), letter, qos=1)
+
+    def subscribe(self, filters: Iterable[str], *, qos: int = 0) -> None:
+        """Subscribe now (when connected) and again after every reconnect."""
+        with self._lock:
+            new = [f for f in filters if f not in self._subscriptions]
+            self._subscriptions.update({f: qos for f in new})
+        if new and self.connected:
+            self._client.subscribe([(f, qos) for f in new])
+
+    def unsubscribe(self, filters: Iterable[str]) -> None:
+        """Stop receiving `filters`; unknown filters are ignored."""
+        with self._lock:
+            gone = [f for f in filters if self._subscriptions.pop(f, None) is not None]
+        if gone and self.connected:
+            self._client.unsubscribe(gone)
+
+    def _status_payload(self, fields: Mapping[str, Any]) -> bytes:
+        return _dumps({**fields, **self._identity, "ts": time.time()})
+
+    def _handle_connect(
+        self,
+        client: mqtt.Client,
+        _userdata: Any,
+        _flags: mqtt.ConnectFlags,
+        reason_code: ReasonCode,
+        _properties: Properties | None,
+    ) -> None:
+        if reason_code.is_failure:
+            return
+        if self._ever_connected:
+            self.reconnects += 1
+        self._ever_connected = True
+        # Mark connected before reading the subscriptions: a concurrent
+        # subscribe() then either sees "connected" and sends its own SUBSCRIBE,
+        # or is in the snapshot below. A filter sent twice is harmless.
+        self._connected.set()
+        with self._lock:
+            subscriptions = list(self._subscriptions.items())
+        if subscriptions:
+            client.subscribe(subscriptions)
+        if self._announce:
+            client.publish(self.status_topic, self._status_payload(self._last_status), 1, True)
+
+    def _handle_disconnect(self, *_args: Any) -> None:
+        self._connected.clear()
+
+
+def _set_tcp_nodelay(_client: mqtt.Client, _userdata: Any, sock: Any) -> None:
+    if isinstance(sock, socket.socket):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def _dumps(payload: Mapping[str, Any]) -> bytes:
+    return json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()

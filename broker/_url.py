@@ -1,0 +1,197 @@
+"""MQTT connection settings, parsed from ``mqtt://user:pass@host:port`` URLs."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from urllib.parse import quote, unquote
+
+from tickbus.errors import ConfigError
+
+DEFAULT_MQTT_URL = "mqtt://127.0.0.1:1883"
+"""The broker the entry points use when neither a flag nor the environment names one."""
+
+MQTT_URL_ENV = "TICKBUS_MQTT_URL"
+"""The environment variable the entry points read; nothing in `broker` reads it."""
+
+DEFAULT_MQTT_PORT = 1883
+
+_REG_NAME = re.compile(r"[\w.~-]+")  # host names: letters (Unicode too), digits, "._~-"
+_BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_ENCODE_HINT = "percent-encode '/', '?', '#' and '@' in user names and passwords"
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class MqttSettings:
+    """Where and how to connect to the MQTT broker.
+
+    Built at an entry point (from a flag or `MQTT_URL_ENV`) with `from_url`,
+    then passed down. The password never appears in `repr` or `url`.
+
+    Attributes:
+        host: Host name or IP address; an IPv6 address without brackets (``"::1"``).
+        port: TCP port, 1-65535. Default 1883.
+        username: User name, or None to connect anonymously.
+        password: Password, or None. Needs a `username` (MQTT sends a password
+            only along with a user name).
+
+    Raises:
+        ConfigError: On construction, when `host` is empty, `port` is not an
+            int in 1-65535, or a password is given without a user name.
+    """
+
+    host: str
+    port: int = DEFAULT_MQTT_PORT
+    username: str | None = None
+    password: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.host:
+            raise ConfigError("MQTT host must not be empty")
+        if isinstance(self.port, bool) or not isinstance(self.port, int):
+            raise ConfigError(f"MQTT port must be an int, got {type(self.port).__name__}")
+        if not 1 <= self.port <= 65535:
+            raise ConfigError(f"MQTT port must be in 1-65535, got {self.port}")
+        if self.password is not None and self.username is None:
+            raise ConfigError("an MQTT password needs a user name")
+
+    @classmethod
+    def from_url(cls, url: str) -> MqttSettings:
+        """Parse ``mqtt://[user[:password]@]host[:port]``.
+
+        The scheme is case-insensitive; surrounding whitespace is ignored.
+        User name and password are percent-decoded (UTF-8), so ``p%40ss``
+        means ``p@ss``; ``user:@host`` gives an empty password, ``user@host``
+        none. An IPv6 host is written in brackets (``mqtt://[::1]:1883``) and
+        stored without them. The port defaults to 1883. Error reasons never
+        quote the user name or password.
+
+        Args:
+            url: The broker URL, e.g. ``"mqtt://feed:secret@broker:1883"``.
+
+        Returns:
+            The settings.
+
+        Raises:
+            ConfigError: Another scheme (only ``mqtt://`` is supported), a
+                missing or malformed host, a bad or out-of-range port, an empty
+                user name, bad percent-encoding, or a path, query or fragment.
+        """
+        scheme, sep, rest = url.strip().partition("://")
+        if not sep:
+            raise ConfigError(
+                f"not an MQTT URL: {_redact_candidate(url)!r}; expected mqtt://host[:port]"
+            )
+        if scheme.lower() != "mqtt":
+            raise ConfigError(f"unsupported URL scheme {scheme!r}: only mqtt:// is supported")
+        authority, tail = _split_tail(rest)
+        if tail:
+            raise ConfigError(_tail_reason(tail))
+        userinfo, at, hostport = authority.rpartition("@")
+        username, password = _parse_userinfo(userinfo) if at else (None, None)
+        host, port = _parse_hostport(hostport)
+        return cls(host=host, port=port, username=username, password=password)
+
+    @property
+    def url(self) -> str:
+        """This connection as a URL with the password shown as ``***``, for logs and status.
+
+        ``from_url(s.url)`` gives back `s` except for the password.
+        """
+        host = f"[{self.host.replace('%', '%25')}]" if ":" in self.host else self.host
+        if self.username is None:
+            return f"mqtt://{host}:{self.port}"
+        user = quote(self.username, safe="")
+        secret = "" if self.password is None else ":***"
+        return f"mqtt://{user}{secret}@{host}:{self.port}"
+
+    def __repr__(self) -> str:
+        secret = None if self.password is None else "***"
+        return (
+            f"MqttSettings(host={self.host!r}, port={self.port!r}, "
+            f"username={self.username!r}, password={secret!r})"
+        )
+
+
+def _split_tail(rest: str) -> tuple[str, str]:
+    """Split off what follows the authority: a path, query or fragment."""
+    for index, char in enumerate(rest):
+        if char in "/?#":
+            return rest[:index], rest[index:]
+    return rest, ""
+
+
+def _tail_reason(tail: str) -> str:
+    what = {"/": "a path", "?": "a query", "#": "a fragment"}[tail[0]]
+    return (
+        f"an MQTT URL has no path, query or fragment, but this one has {what} "
+        f"after the host (if that is part of a password, {_ENCODE_HINT})"
+    )
+
+
+def _parse_userinfo(userinfo: str) -> tuple[str, str | None]:
+    raw_user, colon, raw_password = userinfo.partition(":")
+    username = _percent_decode(raw_user, "user name")
+    if not username:
+        raise ConfigError("the user name before '@' in the MQTT URL is empty")
+    password = _percent_decode(raw_password, "password") if colon else None
+    return username, password
+
+
+def _percent_decode(text: str, what: str) -> str:
+    if _BAD_PERCENT.search(text):
+        raise ConfigError(f"the {what} in the MQTT URL has a '%' not followed by two hex digits")
+    try:
+        return unquote(text, errors="strict")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"the {what} in the MQTT URL is not percent-encoded UTF-8") from exc
+
+
+def _parse_hostport(hostport: str) -> tuple[str, int]:
+    if hostport.startswith("["):
+        end = hostport.find("]")
+        if end < 0:
+            raise ConfigError(f"unclosed '[' in MQTT URL host {hostport!r}")
+        host = _ipv6(hostport[1:end])
+        after = hostport[end + 1 :]
+        if after and not after.startswith(":"):
+            raise ConfigError(f"unexpected {after!r} after ']' in MQTT URL host")
+        port_text = after[1:] if after else None
+    else:
+        host, colon, port_text_or_empty = hostport.partition(":")
+        if ":" in port_text_or_empty:
+            raise ConfigError(
+                f"MQTT URL host {hostport!r} has several ':'; write an IPv6 address in brackets"
+            )
+        port_text = port_text_or_empty if colon else None
+        if host and _REG_NAME.fullmatch(host) is None:
+            raise ConfigError(f"invalid host {host!r} in MQTT URL")
+    if not host:
+        raise ConfigError("the MQTT URL has no host; expected mqtt://host[:port]")
+    return host, DEFAULT_MQTT_PORT if port_text is None else _parse_port(port_text)
+
+
+def _ipv6(text: str) -> str:
+    address = unquote(text)  # a zone id is written "%25eth0" in URLs
+    try:
+        ipaddress.IPv6Address(address)
+    except ValueError as exc:
+        raise ConfigError(f"invalid IPv6 address [{text}] in MQTT URL: {exc}") from exc
+    return address
+
+
+def _parse_port(text: str) -> int:
+    if not text:
+        raise ConfigError("the MQTT URL has ':' but no port after it")
+    if not (text.isascii() and text.isdigit()):
+        raise ConfigError(f"MQTT URL port {text!r} is not a number")
+    if len(text) > 5 or not 1 <= int(text) <= 65535:
+        shown = text if len(text) <= 10 else f"{text[:10]}..."
+        raise ConfigError(f"MQTT URL port {shown} is out of range 1-65535")
+    return int(text)
+
+
+def _redact_candidate(url: str) -> str:
+    """Whatever `url` is, cut anything that might be a password (before '@')."""
+    return url.rpartition("@")[2]

@@ -1,0 +1,118 @@
+"""`tickbus feed synthetic` and `tickbus feed csv`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from broker import MqttSettings, mqtt_option, validate_name
+from feeds._config import CsvFeedConfig, SyntheticFeedConfig, WireFormat
+from feeds._run import run_csv, run_synthetic
+from tickbus.errors import ConfigError
+
+_format_option = click.option(
+    "--format",
+    "wire_format",
+    type=click.Choice(["json", "msgpack"]),
+    default="json",
+    show_default=True,
+    help="Payload encoding: json is readable with mosquitto_sub, msgpack is compact.",
+)
+
+
+@click.group(name="feed")
+def feed_group() -> None:
+    """Publish quotes to quotes/<SYMBOL>."""
+
+
+@feed_group.command(name="synthetic")
+@mqtt_option
+@click.option(
+    "--symbols",
+    default="GOOG,AAPL",
+    show_default=True,
+    help="Comma-separated symbols, quoted round-robin.",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0),
+    default=200.0,
+    show_default=True,
+    help="Quotes per second over all symbols; 0 publishes as fast as possible.",
+)
+@click.option("--count", type=click.IntRange(min=0), default=None, help="Stop after N quotes.")
+@click.option("--seed", type=int, default=None, help="Random seed, for reproducible prices.")
+@click.option("--name", default="synthetic", show_default=True, help="Name on status/feed/NAME.")
+@_format_option
+def synthetic_command(
+    mqtt: MqttSettings,
+    symbols: str,
+    rate: float,
+    count: int | None,
+    seed: int | None,
+    name: str,
+    wire_format: WireFormat,
+) -> None:
+    """Publish a random walk per symbol (positive prices, bid < ask).
+
+    Runs until --count quotes are sent, or until SIGTERM or Ctrl-C; announces
+    itself on status/feed/NAME (retained online, offline as its will).
+    """
+    try:
+        config = SyntheticFeedConfig(
+            mqtt=mqtt,
+            symbols=_parse_symbols(symbols),
+            rate=rate,
+            count=count,
+            seed=seed,
+            name=validate_name(name),
+            wire_format=wire_format,
+        )
+        published = run_synthetic(config)
+    except ConfigError as exc:
+        raise click.ClickException(exc.reason) from exc
+    click.echo(f"published {published} quotes", err=True)
+
+
+@feed_group.command(name="csv")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@mqtt_option
+@click.option(
+    "--speed",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="Replay at this multiple of the recorded pace; 0 is as fast as possible.",
+)
+@click.option("--name", default=None, help="Name on status/feed/NAME [default: csv-FILESTEM].")
+@_format_option
+def csv_command(
+    path: Path, mqtt: MqttSettings, speed: float, name: str | None, wire_format: WireFormat
+) -> None:
+    """Replay quotes from a CSV file with columns ts,sid,price (optional bid,ask,size).
+
+    ts is in epoch seconds. Rows that are not valid quotes go to deadletter/feed
+    with their line number; the replay goes on.
+    """
+    try:
+        config = CsvFeedConfig(
+            mqtt=mqtt,
+            path=path,
+            speed=speed,
+            name=validate_name(name or f"csv-{path.stem}"),
+            wire_format=wire_format,
+        )
+        published, rejected = run_csv(config)
+    except ConfigError as exc:
+        raise click.ClickException(exc.reason) from exc
+    click.echo(f"published {published} quotes, rejected {rejected} rows", err=True)
+
+
+def _parse_symbols(text: str) -> tuple[str, ...]:
+    symbols = tuple(s.strip().upper() for s in text.split(",") if s.strip())
+    if not symbols:
+        raise ConfigError("--symbols needs at least one symbol, e.g. GOOG,AAPL")
+    for sid in symbols:
+        validate_name(sid)
+    return symbols

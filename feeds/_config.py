@@ -1,0 +1,55 @@
+"""One frozen configuration per feed, built at the entry point."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from broker import MqttSettings
+
+WireFormat = Literal["json", "msgpack"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SyntheticFeedConfig:
+    """A random-walk feed.
+
+    Attributes:
+        mqtt: The broker to publish to.
+        symbols: Upper-case symbols; quotes go round-robin to ``quotes/<SYMBOL>``.
+        rate: Quotes per second over all symbols; 0 publishes as fast as possible.
+        count: Stop after this many quotes; None runs until SIGTERM/Ctrl-C.
+        seed: Seed of the random generator, for reproducible prices.
+        name: The feed's name on ``status/feed/<name>``.
+        wire_format: ``json`` (readable) or ``msgpack`` (compact).
+    """
+
+    mqtt: MqttSettings
+    symbols: tuple[str, ...]
+    rate: float = 200.0
+    count: int | None = None
+    seed: int | None = None
+    name: str = "synthetic"
+    wire_format: WireFormat = "json"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CsvFeedConfig:
+    """A CSV replay.
+
+    Attributes:
+        mqtt: The broker to publish to.
+        path: CSV with a header and columns ``ts,sid,price``, optionally
+            ``bid,ask,size``; ``ts`` in epoch seconds.
+        speed: Replay at this multiple of the recorded pace; 0 replays as fast
+            as possible.
+        name: The feed's name on ``status/feed/<name>``.
+        wire_format: ``json`` or ``msgpack``.
+    """
+
+    mqtt: MqttSettings
+    path: Path
+    speed: float = 1.0
+    name: str = "csv"
+    wire_format: WireFormat = "json"

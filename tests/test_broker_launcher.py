@@ -1,0 +1,119 @@
+"""`tickbus broker`: the real command in a subprocess, with each engine, on a free port."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from broker._launcher import (
+    LocalBrokerConfig,
+    broker_listening,
+    mosquitto_config,
+    run_local_broker,
+)
+from tests.support import Proc, Processes, free_port, recorder, unique, wait_until
+from tickbus.errors import ConfigError
+
+WARNING = "embedded amqtt broker, which is meant for trying things out"
+
+
+def broker_cli(*args: str) -> list[str]:
+    """The real `tickbus broker` command line."""
+    return [sys.executable, "-m", "tickbus", "broker", *args]
+
+
+def start_broker(procs: Processes, engine: str, port: int) -> Proc:
+    proc = procs.start(*broker_cli("--port", str(port), "--engine", engine), name=engine)
+    wait_until(
+        lambda: broker_listening("127.0.0.1", port) or not proc.alive(),
+        timeout=15,
+        what=f"{engine} broker on port {port}",
+    )
+    assert proc.alive(), proc.log()
+    return proc
+
+
+@pytest.fixture(params=["mosquitto", "amqtt"])
+def engine(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def test_relays_a_message_between_two_clients(engine: str, procs: Processes) -> None:
+    port = free_port()
+    start_broker(procs, engine, port)
+    topic = unique("quotes/T")
+    with recorder(port, topic) as receiver, recorder(port, unique("unused/")) as sender:
+        sender.publish(topic, b'{"GOOG": 345.1}')
+        wait_until(lambda: receiver.on(topic), timeout=5, what=f"a message on {topic}")
+    assert receiver.on(topic) == [b'{"GOOG": 345.1}']
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_stops_with_exit_code_0_on_signal(engine: str, signum: int, procs: Processes) -> None:
+    port = free_port()
+    proc = start_broker(procs, engine, port)
+    proc.signal(signum)
+    assert proc.wait(timeout=5) == 0, proc.log()
+    assert not broker_listening("127.0.0.1", port)
+
+
+def test_refuses_a_busy_port(engine: str, procs: Processes) -> None:
+    port = free_port()
+    first = start_broker(procs, engine, port)
+    second = procs.start(*broker_cli("--port", str(port), "--engine", engine), name="second")
+    assert second.wait(timeout=15) != 0
+    log = second.log()
+    assert f"something already listens on 127.0.0.1:{port}" in log
+    assert "Traceback" not in log
+    assert first.alive()
+
+
+def test_only_the_embedded_broker_warns_once(engine: str, procs: Processes) -> None:
+    proc = start_broker(procs, engine, free_port())
+    warnings = [line for line in proc.log().splitlines() if WARNING in line]
+    assert len(warnings) == (1 if engine == "amqtt" else 0), proc.log()
+
+
+def test_auto_prefers_mosquitto_when_installed(procs: Processes) -> None:
+    proc = start_broker(procs, "auto", free_port())
+    wait_until(lambda: "mosquitto version" in proc.log(), timeout=5, what="mosquitto's banner")
+    assert WARNING not in proc.log()
+
+
+def test_missing_amqtt_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "amqtt.broker", None)
+    with pytest.raises(ConfigError, match=r"pip install 'tickbus\[embedded-broker\]'"):
+        run_local_broker(LocalBrokerConfig(port=free_port(), engine="amqtt"))
+
+
+@pytest.mark.parametrize("port", [0, 65536])
+def test_config_rejects_a_port_out_of_range(port: int) -> None:
+    with pytest.raises(ConfigError, match="port must be between 1 and 65535"):
+        LocalBrokerConfig(port=port)
+
+
+def test_mosquitto_config_persists_only_with_a_directory(tmp_path: Path) -> None:
+    ephemeral = mosquitto_config(port=1884, bind="127.0.0.1", persistence_dir=None)
+    assert "listener 1884 127.0.0.1\n" in ephemeral
+    assert "persistence false\n" in ephemeral
+    assert "persistence_location" not in ephemeral
+    durable = mosquitto_config(port=1884, bind="127.0.0.1", persistence_dir=tmp_path)
+    assert "persistence true\n" in durable
+    assert f"persistence_location {tmp_path}/\n" in durable
+    for text in (ephemeral, durable):
+        assert "allow_anonymous true\n" in text
+        assert "set_tcp_nodelay true\n" in text
+
+
+@pytest.mark.parametrize("bind", ["", "127.0.0.1 extra", "127.0.0.1\nlistener 1"])
+def test_config_rejects_a_bind_that_is_not_one_address(bind: str) -> None:
+    with pytest.raises(ConfigError, match="bind must be one address or host name"):
+        LocalBrokerConfig(bind=bind)
+
+
+def test_mosquitto_config_refuses_line_breaks(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="line breaks"):
+        mosquitto_config(port=1884, bind="127.0.0.1", persistence_dir=tmp_path / "a\nuser root")

@@ -1,0 +1,265 @@
+"""The whole path, real processes: feed -> mosquitto -> bridge -> zerorpc algorithm -> orders."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import zerorpc
+
+from tests.support import Processes, free_port, recorder, unique, wait_until
+
+
+def serve(procs: Processes, spec: str, *params: str) -> str:
+    addr = f"tcp://127.0.0.1:{free_port()}"
+    args = ["algo", "serve", spec, "--addr", addr]
+    for param in params:
+        args += ["--param", param]
+    proc = procs.tickbus(*args, name="algo")
+    wait_until(lambda: "serving" in proc.log(), timeout=15, what=f"{spec} serving on {addr}")
+    return addr
+
+
+def bridge(procs: Processes, mqtt_url: str, rpc: str, name: str, *params: str) -> None:
+    args = ["bridge", "--mqtt", mqtt_url, "--rpc", rpc, "--name", name]
+    for param in params:
+        args += ["--param", param]
+    procs.tickbus(*args, name=f"bridge-{name}")
+
+
+def wait_online(rec, name: str) -> dict:  # type: ignore[no-untyped-def]
+    """The bridge's first status that says it is online and subscribed."""
+
+    def online() -> dict | None:
+        for status in rec.json_on(f"status/bridge/{name}"):
+            if status["state"] == "online" and status.get("channels"):
+                return status
+        return None
+
+    return wait_until(online, timeout=20, what=f"bridge {name} online")
+
+
+@pytest.fixture
+def algo_state() -> Iterator:  # type: ignore[type-arg]
+    """Call state() on an algorithm server directly, as a test's own zerorpc client."""
+    clients: list[zerorpc.Client] = []
+
+    def state(addr: str) -> dict:
+        client = zerorpc.Client(timeout=10)
+        client.connect(addr)
+        clients.append(client)
+        return client.state()
+
+    yield state
+    for client in clients:
+        client.close()
+
+
+def test_feed_to_orders(procs: Processes, mqtt_url: str, mosquitto_port: int) -> None:
+    name, sid = unique("e2e"), unique("S").upper()
+    with recorder(mosquitto_port, f"orders/{name}", f"status/bridge/{name}") as rec:
+        rpc = serve(procs, "algos.examples:RandomAlgo", "threshold=0", "seed=1")
+        bridge(procs, mqtt_url, rpc, name, f"channels=quotes/{sid}")
+        wait_online(rec, name)
+        procs.tickbus(
+            "feed",
+            "synthetic",
+            "--mqtt",
+            mqtt_url,
+            "--symbols",
+            sid,
+            "--rate",
+            "200",
+            "--count",
+            "50",
+            "--seed",
+            "3",
+            name="feed",
+        )
+        orders = wait_until(lambda: rec.json_on(f"orders/{name}"), timeout=15, what="orders")
+    order = orders[0]
+    assert order["algo"] == name
+    assert order["sid"] == sid
+    assert order["side"] == "buy"
+    assert order["qty"] > 0 and order["price"] > 0
+
+
+def test_mosquitto_pub_reaches_random_algo(
+    procs: Processes, mqtt_url: str, mosquitto_port: int
+) -> None:
+    """A person's path: mosquitto_pub -t quotes -m '{"goog": 3.45}' makes RandomAlgo buy GOOG."""
+    name = unique("person")
+    with recorder(mosquitto_port, f"orders/{name}", f"status/bridge/{name}") as rec:
+        rpc = serve(procs, "algos.examples:RandomAlgo", "threshold=0")
+        bridge(procs, mqtt_url, rpc, name)
+        wait_online(rec, name)
+        subprocess.run(
+            ["mosquitto_pub", "-p", str(mosquitto_port), "-t", "quotes", "-m", '{"goog": 3.45}'],
+            check=True,
+            timeout=10,
+        )
+        orders = wait_until(lambda: rec.json_on(f"orders/{name}"), timeout=10, what="an order")
+    assert [(o["sid"], o["side"], o["price"]) for o in orders] == [("GOOG", "buy", 3.45)]
+    assert orders[0]["qty"] > 0
+
+
+def test_bad_payloads_are_dead_lettered_and_good_ones_delivered(
+    procs: Processes, mqtt_url: str, mosquitto_port: int, algo_state
+) -> None:  # type: ignore[no-untyped-def]
+    name, sid = unique("bad"), unique("B").upper()
+    topic = f"quotes/{sid}"
+    bad = [
+        b"not json",
+        b'{"price": 3}',
+        b'{"sid": "X", "price": -1}',
+        b"[]",
+        b'{"sid": "X", "price": NaN}',
+        b"\xff\xfe",
+        b'{"' + sid.encode() + b'": "abc"}',
+    ]
+    with recorder(mosquitto_port, "deadletter/bridge", f"status/bridge/{name}") as rec:
+        rpc = serve(procs, "tests.algos_for_tests:RecordingAlgo")
+        bridge(procs, mqtt_url, rpc, name, f'channels=["{topic}"]')
+        wait_online(rec, name)
+        for i in range(50):
+            rec.publish(topic, json.dumps({"sid": sid, "price": 10.0 + i, "ts": i + 1}))
+            rec.publish(topic, bad[i % len(bad)])
+        letters = wait_until(
+            lambda: (
+                [d for d in rec.json_on("deadletter/bridge") if d["topic"] == topic][-50:]
+                if len([d for d in rec.json_on("deadletter/bridge") if d["topic"] == topic]) >= 50
+                else None
+            ),
+            timeout=15,
+            what="50 dead letters",
+        )
+        received = wait_until(
+            lambda: len(algo_state(rpc)["received"]) >= 50 and algo_state(rpc)["received"],
+            timeout=15,
+            what="50 good quotes delivered",
+        )
+    assert [r[1] for r in received] == [float(i + 1) for i in range(50)]
+    assert all(letter["reason"] for letter in letters)
+    assert {letter.get("payload", letter.get("payload_b64")) for letter in letters} >= {"not json"}
+
+
+def test_swap_while_feed_runs_delivers_each_quote_once(
+    procs: Processes, mqtt_url: str, mosquitto_port: int, tmp_path: Path, algo_state
+) -> None:  # type: ignore[no-untyped-def]
+    name, sid = unique("swap"), unique("W").upper()
+    csv = tmp_path / "ticks.csv"
+    count = 400
+    csv.write_text(
+        "ts,sid,price\n" + "".join(f"{1 + i * 0.005},{sid},{100 + i}\n" for i in range(count))
+    )
+    with recorder(mosquitto_port, f"status/bridge/{name}") as rec:
+        old = serve(procs, "tests.algos_for_tests:RecordingAlgo")
+        new = serve(procs, "tests.algos_for_tests:RecordingAlgo")
+        bridge(procs, mqtt_url, old, name, f"channels=quotes/{sid}")
+        wait_online(rec, name)
+        feed = procs.tickbus(
+            "feed", "csv", str(csv), "--mqtt", mqtt_url, name="feed"
+        )  # 2 s at 200/s
+        wait_until(
+            lambda: algo_state(old)["received"], timeout=10, what="first quotes at the old algo"
+        )
+        swap = subprocess.run(
+            [*_tickbus(), "swap", "--mqtt", mqtt_url, "--bridge", name, "--rpc", new],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert swap.returncode == 0, swap.stderr
+        assert feed.wait(timeout=20) == 0
+        got = lambda: algo_state(old)["received"] + algo_state(new)["received"]  # noqa: E731
+        wait_until(lambda: len(got()) >= count, timeout=15, what=f"{count} quotes delivered")
+    old_ts = [r[1] for r in algo_state(old)["received"]]
+    new_ts = [r[1] for r in algo_state(new)["received"]]
+    assert old_ts and new_ts, "the swap happened while quotes were flowing"
+    assert old_ts + new_ts == [1 + i * 0.005 for i in range(count)]
+    finalized = json.loads(swap.stdout[swap.stdout.index("{") :])["finalize"]
+    assert finalized["quotes"] == len(old_ts)
+
+
+def test_algorithm_killed_and_restarted(
+    procs: Processes, mqtt_url: str, mosquitto_port: int, algo_state
+) -> None:  # type: ignore[no-untyped-def]
+    name, sid = unique("kill"), unique("K").upper()
+    topic = f"quotes/{sid}"
+    port = free_port()
+    addr = f"tcp://127.0.0.1:{port}"
+    spec = "tests.algos_for_tests:RecordingAlgo"
+    with recorder(mosquitto_port, f"status/bridge/{name}") as rec:
+        server = procs.tickbus("algo", "serve", spec, "--addr", addr, name="algo1")
+        wait_until(lambda: "serving" in server.log(), timeout=15, what="server")
+        bridge_proc = procs.tickbus(
+            "bridge",
+            "--mqtt",
+            mqtt_url,
+            "--rpc",
+            addr,
+            "--name",
+            name,
+            "--param",
+            f"channels={topic}",
+            name="bridge",
+        )
+        wait_online(rec, name)
+        rec.publish(topic, json.dumps({"sid": sid, "price": 1.0, "ts": 1}))
+        wait_until(lambda: algo_state(addr)["received"], timeout=10, what="first quote")
+        server.signal(signal.SIGKILL)
+        server.wait(timeout=5)
+        for i in range(2, 12):
+            rec.publish(topic, json.dumps({"sid": sid, "price": 1.0, "ts": i}))
+        wait_until(
+            lambda: any(s["state"] == "degraded" for s in rec.json_on(f"status/bridge/{name}")),
+            timeout=15,
+            what="bridge reports degraded",
+        )
+        assert bridge_proc.alive()
+        restarted = procs.tickbus("algo", "serve", spec, "--addr", addr, name="algo2")
+        wait_until(lambda: "serving" in restarted.log(), timeout=15, what="restarted server")
+        wait_until(
+            lambda: any(
+                s["state"] == "online" and s.get("reconnects")
+                for s in rec.json_on(f"status/bridge/{name}")
+            ),
+            timeout=20,
+            what="bridge reconnected and re-initialised the server",
+        )
+        received = wait_until(
+            lambda: len(algo_state(addr)["received"]) >= 10 and algo_state(addr)["received"],
+            timeout=20,
+            what="quotes kept during the outage delivered",
+        )
+        rec.publish(topic, json.dumps({"sid": sid, "price": 1.0, "ts": 99}))
+        wait_until(lambda: algo_state(addr)["received"][-1][1] == 99, timeout=10, what="new quotes")
+    assert [r[1] for r in received][:10] == [float(i) for i in range(2, 12)]
+    assert bridge_proc.alive()
+
+
+def test_bridge_sigterm_publishes_offline_and_exits_0(
+    procs: Processes, mqtt_url: str, mosquitto_port: int
+) -> None:
+    name = unique("term")
+    with recorder(mosquitto_port, f"status/bridge/{name}") as rec:
+        rpc = serve(procs, "tests.algos_for_tests:RecordingAlgo")
+        proc = procs.tickbus("bridge", "--mqtt", mqtt_url, "--rpc", rpc, "--name", name, name="b")
+        wait_online(rec, name)
+        proc.signal(signal.SIGTERM)
+        assert proc.wait(timeout=5) == 0
+        wait_until(
+            lambda: rec.json_on(f"status/bridge/{name}")[-1]["state"] == "offline",
+            timeout=5,
+            what="offline status",
+        )
+
+
+def _tickbus() -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "tickbus"]

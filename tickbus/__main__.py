@@ -1,0 +1,5 @@
+"""`python -m tickbus` is `tickbus`."""
+
+from tickbus.cli import main
+
+main()

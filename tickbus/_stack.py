@@ -1,0 +1,194 @@
+"""`tickbus up`: the whole stack on one machine, as child processes, with a live view.
+
+Children: a broker (unless one already listens, or ``--mqtt`` names one), the
+two example algorithm servers, a bridge for each, and a synthetic feed. Their
+output goes to log files so it does not tear through the live view. SIGTERM
+or Ctrl-C stops them in reverse order of start (feed first, broker last), each
+with SIGTERM and, after a grace period, SIGKILL. If a child dies on its own,
+`up` shows the end of its log and stops the rest: a half stack that looks
+healthy would be worse than a clear failure.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import IO
+
+from broker import MqttSettings, broker_listening
+from tickbus._view import ViewConfig, run_view
+from tickbus.errors import ConfigError
+
+STOP_GRACE_S = 5.0
+START_TIMEOUT_S = 15.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class StackConfig:
+    """What `tickbus up` starts.
+
+    Attributes:
+        mqtt: An existing broker to use; None starts one on 127.0.0.1:`port`
+            unless one already listens there.
+        port: Port of the local broker (1883).
+        symbols: Symbols the synthetic feed quotes.
+        rate: Quotes per second of the feed.
+        duration: Stop after this many seconds; None runs until stopped.
+        log_dir: Where the children's logs go; None makes a temporary directory.
+    """
+
+    mqtt: MqttSettings | None
+    port: int = 1883
+    symbols: str = "GOOG,AAPL,MSFT"
+    rate: float = 50.0
+    duration: float | None = None
+    log_dir: Path | None = None
+
+
+@dataclass
+class Child:
+    """One started child process and its log."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+    log_file: IO[bytes]
+
+    def tail(self, lines: int = 15) -> str:
+        """The last lines of the child's log."""
+        self.log_file.flush()
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+class Stack:
+    """Starts the children of `tickbus up`, watches them, and stops them all.
+
+    Use as a context manager; leaving stops every child that is still running.
+    """
+
+    def __init__(self, config: StackConfig, *, log_dir: Path) -> None:
+        self._config = config
+        self._log_dir = log_dir
+        self.children: list[Child] = []
+        self.stopping = False
+
+    def __enter__(self) -> Stack:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._on_signal)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    def start(self) -> MqttSettings:
+        """Start every child; returns the broker the stack uses.
+
+        Raises:
+            ConfigError: A child died during start-up, or the broker did not come up.
+        """
+        settings = self._broker()
+        url = settings.url
+        algos = {"random": "algos.examples:RandomAlgo", "sma": "algos.examples:MovingAverageCross"}
+        params = {"random": ["--param", "threshold=0.9"], "sma": []}
+        for name, spec in algos.items():
+            addr = f"tcp://127.0.0.1:{_free_port()}"
+            self._spawn(f"algo-{name}", ["algo", "serve", spec, "--addr", addr, *params[name]])
+            self._spawn(f"bridge-{name}", ["bridge", "--mqtt", url, "--rpc", addr, "--name", name])
+        self._spawn(
+            "feed",
+            [
+                "feed",
+                "synthetic",
+                "--mqtt",
+                url,
+                "--symbols",
+                self._config.symbols,
+                "--rate",
+                str(self._config.rate),
+            ],
+        )
+        return settings
+
+    def _broker(self) -> MqttSettings:
+        if self._config.mqtt is not None:
+            return self._config.mqtt
+        port = self._config.port
+        settings = MqttSettings(host="127.0.0.1", port=port)
+        if broker_listening("127.0.0.1", port):
+            print(f"a broker already listens on 127.0.0.1:{port}; using it", file=sys.stderr)
+            return settings
+        child = self._spawn("broker", ["broker", "--port", str(port)])
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not broker_listening("127.0.0.1", port):
+            if child.popen.poll() is not None or time.monotonic() > deadline:
+                raise ConfigError(f"the broker did not start:\n{child.tail()}")
+            time.sleep(0.05)
+        return settings
+
+    def _spawn(self, name: str, args: Sequence[str]) -> Child:
+        log_path = self._log_dir / f"{name}.log"
+        log_file = log_path.open("wb")
+        popen = subprocess.Popen(
+            [sys.executable, "-m", "tickbus", *args],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        child = Child(name, popen, log_path, log_file)
+        self.children.append(child)
+        return child
+
+    def dead_child(self) -> Child | None:
+        """The first child that exited while the stack was meant to run, if any."""
+        return next((c for c in self.children if c.popen.poll() is not None), None)
+
+    def stop(self) -> None:
+        """Stop every child, newest first: SIGTERM, then SIGKILL after the grace period."""
+        for child in reversed(self.children):
+            if child.popen.poll() is None:
+                child.popen.send_signal(signal.SIGTERM)
+                try:
+                    child.popen.wait(STOP_GRACE_S)
+                except subprocess.TimeoutExpired:
+                    child.popen.kill()
+                    child.popen.wait()
+            child.log_file.close()
+
+    def _on_signal(self, _signum: int, _frame: FrameType | None) -> None:
+        self.stopping = True
+
+
+def run_stack(config: StackConfig) -> int:
+    """Run the stack until `duration`, a signal, or a child's death; returns the exit code."""
+    log_dir = config.log_dir or Path(tempfile.mkdtemp(prefix="tickbus-up-"))
+    log_dir.mkdir(parents=True, exist_ok=True)
+    print(f"logs of every process: {log_dir}", file=sys.stderr)
+    with Stack(config, log_dir=log_dir) as stack:
+        settings = stack.start()
+        run_view(
+            ViewConfig(mqtt=settings, duration=config.duration),
+            keep_going=lambda: not stack.stopping and stack.dead_child() is None,
+        )
+        dead = stack.dead_child()
+        if dead is not None and not stack.stopping:
+            print(
+                f"\n{dead.name} exited with code {dead.popen.returncode}:\n{dead.tail()}",
+                file=sys.stderr,
+            )
+            return 1
+    print("stopped every process", file=sys.stderr)
+    return 0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

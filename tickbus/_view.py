@@ -1,0 +1,126 @@
+"""The live view: quotes per second, orders per algorithm, each portfolio's equity.
+
+It reads nothing but the retained status topics (``status/#``), so it works
+against any tickbus stack: local, in Docker, or on another host.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from broker import BusClient, MqttSettings
+
+CLEAR_SCREEN = "\x1b[H\x1b[2J"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ViewConfig:
+    """How the live view runs.
+
+    Attributes:
+        mqtt: The broker whose status topics are read.
+        interval: Seconds between refreshes (1.0).
+        duration: Stop after this many seconds; None runs until stopped.
+    """
+
+    mqtt: MqttSettings
+    interval: float = 1.0
+    duration: float | None = None
+
+
+class StatusBoard:
+    """The latest status of every component, fed from paho's thread, read by the renderer."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._latest: dict[tuple[str, str], dict[str, Any]] = {}
+        self._published: tuple[float, int] | None = None
+
+    def on_status(self, topic: str, payload: bytes) -> None:
+        """Keep the newest status per ``status/<component>/<name>``; ignore bad ones."""
+        parts = topic.split("/")
+        try:
+            status = json.loads(payload)
+        except ValueError:
+            return
+        if len(parts) == 3 and isinstance(status, dict):
+            with self._lock:
+                self._latest[(parts[1], parts[2])] = status
+
+    def of(self, component: str) -> dict[str, dict[str, Any]]:
+        """Name -> latest status, for every component of this kind."""
+        with self._lock:
+            return {n: s for (c, n), s in sorted(self._latest.items()) if c == component}
+
+    def quotes_per_second(self, now: float) -> float:
+        """Quotes per second published by online feeds since the previous call."""
+        total = sum(
+            int(s.get("published", 0))
+            for s in self.of("feed").values()
+            if s.get("state") == "online"
+        )
+        previous, self._published = self._published, (now, total)
+        if previous is None or now <= previous[0]:
+            return 0.0
+        return max(0.0, (total - previous[1]) / (now - previous[0]))
+
+
+def render(board: StatusBoard, *, now: float, broker_url: str) -> list[str]:
+    """The view's lines: a header, the feeds, and one row per bridge."""
+    feeds = board.of("feed")
+    lines = [
+        f"tickbus  {time.strftime('%H:%M:%S')}  broker {broker_url}",
+        f"quotes/s {board.quotes_per_second(now):9.1f}   feeds: "
+        + (", ".join(f"{n} {s.get('state')}" for n, s in feeds.items()) or "none yet"),
+        "",
+        f"{'bridge':<12}{'state':<10}{'quotes':>10}{'orders':>9}{'equity':>14}"
+        f"{'cash':>14}{'pos':>5}  algorithm",
+    ]
+    for name, status in board.of("bridge").items():
+        portfolio = ((status.get("algo") or {}).get("portfolio")) or {}
+        lines.append(
+            f"{name:<12}{status.get('state', '?'):<10}{status.get('forwarded', 0):>10}"
+            f"{status.get('orders', 0):>9}{_money(portfolio.get('equity')):>14}"
+            f"{_money(portfolio.get('cash')):>14}{len(portfolio.get('positions') or {}):>5}"
+            f"  {status.get('rpc', '')}"
+        )
+        if status.get("reason"):
+            lines.append(f"{'':<12}! {status['reason']}")
+    if not board.of("bridge"):
+        lines.append("(no bridge has reported yet)")
+    return lines
+
+
+def _money(value: Any) -> str:
+    return f"{value:,.2f}" if isinstance(value, int | float) else "-"
+
+
+def run_view(
+    config: ViewConfig,
+    *,
+    out: TextIO = sys.stdout,
+    keep_going: Callable[[], bool] = lambda: True,
+) -> None:
+    """Refresh the view every `config.interval` s until `duration` passes or `keep_going()` fails.
+
+    On a terminal the view is redrawn in place; otherwise (a pipe, docker logs)
+    each refresh is printed below the previous one.
+    """
+    board = StatusBoard()
+    redraw = out.isatty()
+    deadline = None if config.duration is None else time.monotonic() + config.duration
+    with BusClient(
+        config.mqtt, component="view", name="view", on_message=board.on_status, announce=False
+    ) as bus:
+        bus.subscribe(["status/#"])
+        while keep_going() and (deadline is None or time.monotonic() < deadline):
+            time.sleep(config.interval)
+            lines = render(board, now=time.monotonic(), broker_url=config.mqtt.url)
+            out.write((CLEAR_SCREEN if redraw else "\n") + "\n".join(lines) + "\n")
+            out.flush()
