@@ -13,8 +13,10 @@ algorithm never sees two calls at once, so it needs no locking of its own.
 from __future__ import annotations
 
 import signal
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import click
@@ -173,18 +175,28 @@ def algo_group() -> None:
     "VALUE is parsed as JSON when it can be (threshold=0.2, seed=7), else a string.",
 )
 @click.option(
+    "--app-dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Directory searched first for MODULE (the current directory by default).",
+)
+@click.option(
     "--heartbeat",
     type=click.FloatRange(min=0.1),
     default=DEFAULT_HEARTBEAT_S,
     show_default=True,
     help="zerorpc heartbeat period in seconds; must equal the bridge's.",
 )
-def serve_command(spec: str, addr: str, params: tuple[str, ...], heartbeat: float) -> None:
+def serve_command(
+    spec: str, addr: str, params: tuple[str, ...], app_dir: Path, heartbeat: float
+) -> None:
     """Serve the algorithm class MODULE:CLASS (e.g. algos.examples:RandomAlgo).
 
     The server answers exactly initialize, event, events, fill, state and
     finalize, and stops cleanly on SIGTERM or Ctrl-C.
     """
+    sys.path.insert(0, str(app_dir.resolve()))
     try:
         config = ServeConfig(spec=spec, addr=addr, params=parse_params(params), heartbeat=heartbeat)
         serve(config, on_ready=lambda bound: click.echo(f"serving {spec} on {bound}"))
