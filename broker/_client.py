@@ -120,9 +120,10 @@ class BusClient:
         self.close()
 
     def close(self) -> None:
-        """Publish the offline status, flush it, disconnect and stop the network thread."""
+        """Publish the offline status (with the last counters), flush it, and disconnect."""
         if self._announce:
-            info = self.publish_status("offline")
+            final = {k: v for k, v in self._last_status.items() if k != "state"}
+            info = self.publish_status("offline", **final)
             if self._connected.is_set():
                 info.wait_for_publish(timeout=2)
         self._client.disconnect()
