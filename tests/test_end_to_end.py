@@ -263,3 +263,38 @@ def _tickbus() -> list[str]:
     import sys
 
     return [sys.executable, "-m", "tickbus"]
+
+
+def test_failed_swap_keeps_the_old_algorithm_and_bad_commands_are_dead_lettered(
+    procs: Processes, mqtt_url: str, mosquitto_port: int, algo_state
+) -> None:  # type: ignore[no-untyped-def]
+    name, sid = unique("noswap"), unique("N").upper()
+    topic = f"quotes/{sid}"
+    with recorder(mosquitto_port, f"status/bridge/{name}", "deadletter/bridge") as rec:
+        rpc = serve(procs, "tests.algos_for_tests:RecordingAlgo")
+        bridge(procs, mqtt_url, rpc, name, f"channels={topic}")
+        wait_online(rec, name)
+        dead = f"tcp://127.0.0.1:{free_port()}"
+        swap = subprocess.run(
+            [*_tickbus(), "swap", "--mqtt", mqtt_url, "--bridge", name, "--rpc", dead],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        rec.publish(f"control/bridge/{name}", b'{"rpc": 42}')
+        rec.publish(topic, json.dumps({"sid": sid, "price": 5.0, "ts": 7}))
+        received = wait_until(lambda: algo_state(rpc)["received"], timeout=10, what="a quote")
+        letters = wait_until(
+            lambda: [
+                d
+                for d in rec.json_on("deadletter/bridge")
+                if d["topic"].startswith("control/") and name in d["topic"]
+            ],
+            timeout=10,
+            what="the bad command dead-lettered",
+        )
+    assert swap.returncode != 0
+    assert "swap failed, the bridge kept its algorithm" in swap.stderr
+    assert received == [[sid, 7.0, 5.0]]
+    assert 'control command needs "rpc"' in letters[0]["reason"]
+    assert rec.json_on(f"status/bridge/{name}")[-1]["rpc"] == rpc
