@@ -35,10 +35,13 @@ __all__ = [
     "AlgorithmService",
     "ServeConfig",
     "algo_group",
+    "heartbeat_option",
+    "params_option",
     "serve",
 ]
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 RPC_METHODS = ("initialize", "event", "events", "fill", "state", "finalize")
 """The names an algorithm server answers to; DESIGN.md's RPC contract."""
@@ -152,6 +155,37 @@ def _bind(server: zerorpc.Server, addr: str) -> None:
         raise ConfigError(f"cannot bind the algorithm server to {addr}: {exc}") from exc
 
 
+def params_option(role: str) -> Callable[[F], F]:
+    """``--param KEY=VALUE`` (repeatable), given to the command as a dict; `role` says what for."""
+
+    def to_dict(_ctx: click.Context, _param: click.Parameter, items: tuple[str, ...]) -> Any:
+        try:
+            return parse_params(items)
+        except ConfigError as exc:
+            raise click.BadParameter(exc.reason) from exc
+
+    return click.option(
+        "--param",
+        "params",
+        multiple=True,
+        metavar="KEY=VALUE",
+        callback=to_dict,
+        help=f"{role} Repeatable; VALUE is parsed as JSON when it can be "
+        "(threshold=0.2, seed=7, channels='[\"quotes/GOOG\"]'), else kept as a string.",
+    )
+
+
+def heartbeat_option(*, peer: str) -> Callable[[F], F]:
+    """``--heartbeat SECONDS``, which must be the same on a server and its bridge."""
+    return click.option(
+        "--heartbeat",
+        type=click.FloatRange(min=0.1),
+        default=DEFAULT_HEARTBEAT_S,
+        show_default=True,
+        help=f"zerorpc heartbeat period in seconds; must equal the {peer}'s.",
+    )
+
+
 @click.group(name="algo")
 def algo_group() -> None:
     """Run algorithm servers."""
@@ -166,14 +200,7 @@ def algo_group() -> None:
     help="zerorpc address to bind. Binding to anything but loopback exposes the "
     "algorithm to the network: do it only on purpose (e.g. inside a container).",
 )
-@click.option(
-    "--param",
-    "params",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Default for initialize(params); the bridge's --param values win. "
-    "VALUE is parsed as JSON when it can be (threshold=0.2, seed=7), else a string.",
-)
+@params_option("Default for initialize(params); the bridge's --param values win.")
 @click.option(
     "--app-dir",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
@@ -181,15 +208,9 @@ def algo_group() -> None:
     show_default=True,
     help="Directory searched first for MODULE (the current directory by default).",
 )
-@click.option(
-    "--heartbeat",
-    type=click.FloatRange(min=0.1),
-    default=DEFAULT_HEARTBEAT_S,
-    show_default=True,
-    help="zerorpc heartbeat period in seconds; must equal the bridge's.",
-)
+@heartbeat_option(peer="bridge")
 def serve_command(
-    spec: str, addr: str, params: tuple[str, ...], app_dir: Path, heartbeat: float
+    spec: str, addr: str, params: dict[str, Any], app_dir: Path, heartbeat: float
 ) -> None:
     """Serve the algorithm class MODULE:CLASS (e.g. algos.examples:RandomAlgo).
 
@@ -198,7 +219,7 @@ def serve_command(
     """
     sys.path.insert(0, str(app_dir.resolve()))
     try:
-        config = ServeConfig(spec=spec, addr=addr, params=parse_params(params), heartbeat=heartbeat)
+        config = ServeConfig(spec=spec, addr=addr, params=params, heartbeat=heartbeat)
         serve(config, on_ready=lambda bound: click.echo(f"serving {spec} on {bound}"))
     except ConfigError as exc:
         raise click.ClickException(exc.reason) from exc

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
-from algos import parse_params
-from algos.server import DEFAULT_HEARTBEAT_S
+from algos.server import heartbeat_option, params_option
 from bridge._bridge import Bridge
 from bridge._config import BridgeConfig
 from bridge._control import SwapFailed, request_swap
@@ -24,21 +24,8 @@ from tickbus.errors import ConfigError
     help="The bridge's name: it publishes orders/NAME and status/bridge/NAME, "
     "and takes commands on control/bridge/NAME.",
 )
-@click.option(
-    "--param",
-    "params",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Sent to the algorithm's initialize(params); repeatable. VALUE is JSON when it "
-    "parses (threshold=0, seed=7), else a string.",
-)
-@click.option(
-    "--heartbeat",
-    type=click.FloatRange(min=0.1),
-    default=DEFAULT_HEARTBEAT_S,
-    show_default=True,
-    help="zerorpc heartbeat period in seconds; must equal the server's.",
-)
+@params_option("Sent to the algorithm's initialize(params), also after a reconnect.")
+@heartbeat_option(peer="server")
 @click.option(
     "--rpc-timeout",
     type=click.FloatRange(min=0.1),
@@ -58,7 +45,7 @@ def bridge_command(
     mqtt: MqttSettings,
     rpc: str,
     name: str,
-    params: tuple[str, ...],
+    params: dict[str, Any],
     heartbeat: float,
     rpc_timeout: float,
     max_pending: int,
@@ -78,7 +65,7 @@ def bridge_command(
             mqtt=mqtt,
             rpc=rpc,
             name=validate_name(name),
-            params=parse_params(params),
+            params=params,
             heartbeat=heartbeat,
             rpc_timeout=rpc_timeout,
             max_pending=max_pending,

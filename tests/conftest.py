@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import zerorpc
 
 from tests.support import Processes, free_port, wait_until
 
@@ -64,3 +66,19 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     report = yield
     setattr(item, f"rep_{report.when}", report)
     return report
+
+
+@pytest.fixture
+def algo_state() -> Iterator[Callable[[str], dict[str, Any]]]:
+    """Call state() on an algorithm server directly, with the test's own zerorpc client."""
+    clients: list[zerorpc.Client] = []
+
+    def state(addr: str) -> dict[str, Any]:
+        client = zerorpc.Client(timeout=10)
+        client.connect(addr)
+        clients.append(client)
+        return client.state()  # type: ignore[no-any-return]
+
+    yield state
+    for client in clients:
+        client.close()

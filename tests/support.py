@@ -161,3 +161,56 @@ def recorder(port: int, *filters: str) -> Iterator[MqttRecorder]:
         yield rec
     finally:
         rec.close()
+
+
+def serve_algorithm(procs: Processes, spec: str, *params: str, app_dir: str = ".") -> str:
+    """Run `tickbus algo serve SPEC` on a free port; returns its address once it serves."""
+    addr = f"tcp://127.0.0.1:{free_port()}"
+    args = ["algo", "serve", spec, "--addr", addr, "--app-dir", app_dir]
+    for param in params:
+        args += ["--param", param]
+    proc = procs.tickbus(*args, name="algo")
+    wait_until(lambda: "serving" in proc.log(), timeout=15, what=f"{spec} serving on {addr}")
+    return addr
+
+
+def start_bridge(procs: Processes, mqtt_url: str, rpc: str, name: str, *params: str) -> Proc:
+    """Run `tickbus bridge` for algorithm `rpc` under `name`."""
+    args = ["bridge", "--mqtt", mqtt_url, "--rpc", rpc, "--name", name]
+    for param in params:
+        args += ["--param", param]
+    return procs.tickbus(*args, name=f"bridge-{name}")
+
+
+def wait_online(rec: MqttRecorder, name: str) -> dict[str, Any]:
+    """The first status of bridge `name` that says it is online and subscribed."""
+
+    def online() -> dict[str, Any] | None:
+        for status in rec.json_on(f"status/bridge/{name}"):
+            if status["state"] == "online" and status.get("channels"):
+                return dict(status)
+        return None
+
+    return wait_until(online, timeout=20, what=f"bridge {name} online")  # type: ignore[no-any-return]
+
+
+def swap(mqtt_url: str, bridge: str, rpc: str) -> subprocess.CompletedProcess[str]:
+    """Run `tickbus swap` to completion."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tickbus",
+            "swap",
+            "--mqtt",
+            mqtt_url,
+            "--bridge",
+            bridge,
+            "--rpc",
+            rpc,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO_ROOT,
+    )

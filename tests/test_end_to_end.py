@@ -5,65 +5,26 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-import zerorpc
-
-from tests.support import Processes, free_port, recorder, unique, wait_until
-
-
-def serve(procs: Processes, spec: str, *params: str) -> str:
-    addr = f"tcp://127.0.0.1:{free_port()}"
-    args = ["algo", "serve", spec, "--addr", addr]
-    for param in params:
-        args += ["--param", param]
-    proc = procs.tickbus(*args, name="algo")
-    wait_until(lambda: "serving" in proc.log(), timeout=15, what=f"{spec} serving on {addr}")
-    return addr
-
-
-def bridge(procs: Processes, mqtt_url: str, rpc: str, name: str, *params: str) -> None:
-    args = ["bridge", "--mqtt", mqtt_url, "--rpc", rpc, "--name", name]
-    for param in params:
-        args += ["--param", param]
-    procs.tickbus(*args, name=f"bridge-{name}")
-
-
-def wait_online(rec, name: str) -> dict:  # type: ignore[no-untyped-def]
-    """The bridge's first status that says it is online and subscribed."""
-
-    def online() -> dict | None:
-        for status in rec.json_on(f"status/bridge/{name}"):
-            if status["state"] == "online" and status.get("channels"):
-                return status
-        return None
-
-    return wait_until(online, timeout=20, what=f"bridge {name} online")
-
-
-@pytest.fixture
-def algo_state() -> Iterator:  # type: ignore[type-arg]
-    """Call state() on an algorithm server directly, as a test's own zerorpc client."""
-    clients: list[zerorpc.Client] = []
-
-    def state(addr: str) -> dict:
-        client = zerorpc.Client(timeout=10)
-        client.connect(addr)
-        clients.append(client)
-        return client.state()
-
-    yield state
-    for client in clients:
-        client.close()
+from tests.support import (
+    Processes,
+    free_port,
+    recorder,
+    serve_algorithm,
+    start_bridge,
+    swap,
+    unique,
+    wait_online,
+    wait_until,
+)
 
 
 def test_feed_to_orders(procs: Processes, mqtt_url: str, mosquitto_port: int) -> None:
     name, sid = unique("e2e"), unique("S").upper()
     with recorder(mosquitto_port, f"orders/{name}", f"status/bridge/{name}") as rec:
-        rpc = serve(procs, "algos.examples:RandomAlgo", "threshold=0", "seed=1")
-        bridge(procs, mqtt_url, rpc, name, f"channels=quotes/{sid}")
+        rpc = serve_algorithm(procs, "algos.examples:RandomAlgo", "threshold=0", "seed=1")
+        start_bridge(procs, mqtt_url, rpc, name, f"channels=quotes/{sid}")
         wait_online(rec, name)
         procs.tickbus(
             "feed",
@@ -94,8 +55,8 @@ def test_mosquitto_pub_reaches_random_algo(
     """A person's path: mosquitto_pub -t quotes -m '{"goog": 3.45}' makes RandomAlgo buy GOOG."""
     name = unique("person")
     with recorder(mosquitto_port, f"orders/{name}", f"status/bridge/{name}") as rec:
-        rpc = serve(procs, "algos.examples:RandomAlgo", "threshold=0")
-        bridge(procs, mqtt_url, rpc, name)
+        rpc = serve_algorithm(procs, "algos.examples:RandomAlgo", "threshold=0")
+        start_bridge(procs, mqtt_url, rpc, name)
         wait_online(rec, name)
         subprocess.run(
             ["mosquitto_pub", "-p", str(mosquitto_port), "-t", "quotes", "-m", '{"goog": 3.45}'],
@@ -122,8 +83,8 @@ def test_bad_payloads_are_dead_lettered_and_good_ones_delivered(
         b'{"' + sid.encode() + b'": "abc"}',
     ]
     with recorder(mosquitto_port, "deadletter/bridge", f"status/bridge/{name}") as rec:
-        rpc = serve(procs, "tests.algos_for_tests:RecordingAlgo")
-        bridge(procs, mqtt_url, rpc, name, f'channels=["{topic}"]')
+        rpc = serve_algorithm(procs, "tests.algos_for_tests:RecordingAlgo")
+        start_bridge(procs, mqtt_url, rpc, name, f'channels=["{topic}"]')
         wait_online(rec, name)
         for i in range(50):
             rec.publish(topic, json.dumps({"sid": sid, "price": 10.0 + i, "ts": i + 1}))
@@ -157,9 +118,9 @@ def test_swap_while_feed_runs_delivers_each_quote_once(
         "ts,sid,price\n" + "".join(f"{1 + i * 0.005},{sid},{100 + i}\n" for i in range(count))
     )
     with recorder(mosquitto_port, f"status/bridge/{name}") as rec:
-        old = serve(procs, "tests.algos_for_tests:RecordingAlgo")
-        new = serve(procs, "tests.algos_for_tests:RecordingAlgo")
-        bridge(procs, mqtt_url, old, name, f"channels=quotes/{sid}")
+        old = serve_algorithm(procs, "tests.algos_for_tests:RecordingAlgo")
+        new = serve_algorithm(procs, "tests.algos_for_tests:RecordingAlgo")
+        start_bridge(procs, mqtt_url, old, name, f"channels=quotes/{sid}")
         wait_online(rec, name)
         feed = procs.tickbus(
             "feed", "csv", str(csv), "--mqtt", mqtt_url, name="feed"
@@ -167,13 +128,8 @@ def test_swap_while_feed_runs_delivers_each_quote_once(
         wait_until(
             lambda: algo_state(old)["received"], timeout=10, what="first quotes at the old algo"
         )
-        swap = subprocess.run(
-            [*_tickbus(), "swap", "--mqtt", mqtt_url, "--bridge", name, "--rpc", new],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-        assert swap.returncode == 0, swap.stderr
+        swapped = swap(mqtt_url, name, new)
+        assert swapped.returncode == 0, swapped.stderr
         assert feed.wait(timeout=20) == 0
         got = lambda: algo_state(old)["received"] + algo_state(new)["received"]  # noqa: E731
         wait_until(lambda: len(got()) >= count, timeout=15, what=f"{count} quotes delivered")
@@ -181,7 +137,7 @@ def test_swap_while_feed_runs_delivers_each_quote_once(
     new_ts = [r[1] for r in algo_state(new)["received"]]
     assert old_ts and new_ts, "the swap happened while quotes were flowing"
     assert old_ts + new_ts == [1 + i * 0.005 for i in range(count)]
-    finalized = json.loads(swap.stdout[swap.stdout.index("{") :])["finalize"]
+    finalized = json.loads(swapped.stdout[swapped.stdout.index("{") :])["finalize"]
     assert finalized["quotes"] == len(old_ts)
 
 
@@ -247,7 +203,7 @@ def test_bridge_sigterm_publishes_offline_and_exits_0(
 ) -> None:
     name = unique("term")
     with recorder(mosquitto_port, f"status/bridge/{name}") as rec:
-        rpc = serve(procs, "tests.algos_for_tests:RecordingAlgo")
+        rpc = serve_algorithm(procs, "tests.algos_for_tests:RecordingAlgo")
         proc = procs.tickbus("bridge", "--mqtt", mqtt_url, "--rpc", rpc, "--name", name, name="b")
         wait_online(rec, name)
         proc.signal(signal.SIGTERM)
@@ -259,28 +215,17 @@ def test_bridge_sigterm_publishes_offline_and_exits_0(
         )
 
 
-def _tickbus() -> list[str]:
-    import sys
-
-    return [sys.executable, "-m", "tickbus"]
-
-
 def test_failed_swap_keeps_the_old_algorithm_and_bad_commands_are_dead_lettered(
     procs: Processes, mqtt_url: str, mosquitto_port: int, algo_state
 ) -> None:  # type: ignore[no-untyped-def]
     name, sid = unique("noswap"), unique("N").upper()
     topic = f"quotes/{sid}"
     with recorder(mosquitto_port, f"status/bridge/{name}", "deadletter/bridge") as rec:
-        rpc = serve(procs, "tests.algos_for_tests:RecordingAlgo")
-        bridge(procs, mqtt_url, rpc, name, f"channels={topic}")
+        rpc = serve_algorithm(procs, "tests.algos_for_tests:RecordingAlgo")
+        start_bridge(procs, mqtt_url, rpc, name, f"channels={topic}")
         wait_online(rec, name)
         dead = f"tcp://127.0.0.1:{free_port()}"
-        swap = subprocess.run(
-            [*_tickbus(), "swap", "--mqtt", mqtt_url, "--bridge", name, "--rpc", dead],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        swapped = swap(mqtt_url, name, dead)
         rec.publish(f"control/bridge/{name}", b'{"rpc": 42}')
         rec.publish(topic, json.dumps({"sid": sid, "price": 5.0, "ts": 7}))
         received = wait_until(lambda: algo_state(rpc)["received"], timeout=10, what="a quote")
@@ -293,8 +238,8 @@ def test_failed_swap_keeps_the_old_algorithm_and_bad_commands_are_dead_lettered(
             timeout=10,
             what="the bad command dead-lettered",
         )
-    assert swap.returncode != 0
-    assert "swap failed, the bridge kept its algorithm" in swap.stderr
+    assert swapped.returncode != 0
+    assert "swap failed, the bridge kept its algorithm" in swapped.stderr
     assert received == [[sid, 7.0, 5.0]]
     assert 'control command needs "rpc"' in letters[0]["reason"]
     assert rec.json_on(f"status/bridge/{name}")[-1]["rpc"] == rpc

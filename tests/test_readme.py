@@ -7,7 +7,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.support import REPO_ROOT, Processes, free_port, recorder, unique, wait_until
+from tests.support import (
+    REPO_ROOT,
+    Processes,
+    recorder,
+    serve_algorithm,
+    start_bridge,
+    swap,
+    unique,
+    wait_online,
+    wait_until,
+)
 
 README = (REPO_ROOT / "README.md").read_text()
 
@@ -47,45 +57,13 @@ def test_the_readme_algorithm_serves_trades_and_swaps(
     source = next(block for block in code_blocks() if block.startswith("# my_algos.py"))
     (tmp_path / "my_algos.py").write_text(source)
     name, sid = unique("dip"), unique("D").upper()
-    addr, new_addr = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
-    server = procs.tickbus(
-        "algo",
-        "serve",
-        "my_algos:BuyTheDip",
-        "--addr",
-        addr,
-        "--app-dir",
-        str(tmp_path),
-        "--param",
-        "starting_cash=50000",
-        name="dip",
+    addr = serve_algorithm(
+        procs, "my_algos:BuyTheDip", "starting_cash=50000", app_dir=str(tmp_path)
     )
-    sma = procs.tickbus(
-        "algo", "serve", "algos.examples:MovingAverageCross", "--addr", new_addr, name="sma"
-    )
-    wait_until(
-        lambda: "serving" in server.log() and "serving" in sma.log(),
-        timeout=15,
-        what="both servers",
-    )
+    new_addr = serve_algorithm(procs, "algos.examples:MovingAverageCross")
     with recorder(mosquitto_port, f"orders/{name}", f"status/bridge/{name}") as rec:
-        procs.tickbus(
-            "bridge",
-            "--mqtt",
-            mqtt_url,
-            "--rpc",
-            addr,
-            "--name",
-            name,
-            "--param",
-            f'channels=["quotes/{sid}"]',
-            name="bridge",
-        )
-        wait_until(
-            lambda: any(s.get("channels") for s in rec.json_on(f"status/bridge/{name}")),
-            timeout=20,
-            what="bridge online",
-        )
+        start_bridge(procs, mqtt_url, addr, name, f'channels=["quotes/{sid}"]')
+        wait_online(rec, name)
         for price in ("100", "98"):
             subprocess.run(
                 [
@@ -101,24 +79,8 @@ def test_the_readme_algorithm_serves_trades_and_swaps(
                 timeout=10,
             )
         orders = wait_until(lambda: rec.json_on(f"orders/{name}"), timeout=10, what="a dip buy")
-        swap = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "tickbus",
-                "swap",
-                "--mqtt",
-                mqtt_url,
-                "--bridge",
-                name,
-                "--rpc",
-                new_addr,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
+        swapped = swap(mqtt_url, name, new_addr)
     assert [(o["sid"], o["side"], o["price"]) for o in orders] == [(sid, "buy", 98.0)]
     assert orders[0]["qty"] == int(50_000 * 0.1 / 98)
-    assert swap.returncode == 0, swap.stderr
-    assert f"now forwards to {new_addr}" in swap.stdout
+    assert swapped.returncode == 0, swapped.stderr
+    assert f"now forwards to {new_addr}" in swapped.stdout
