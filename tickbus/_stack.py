@@ -176,6 +176,7 @@ def run_stack(config: StackConfig) -> int:
         run_view(
             ViewConfig(mqtt=settings, duration=config.duration),
             keep_going=lambda: not stack.stopping and stack.dead_child() is None,
+            footer=f"logs: {log_dir}   Ctrl-C stops every process",
         )
         dead = stack.dead_child()
         if dead is not None and not stack.stopping:

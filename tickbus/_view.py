@@ -106,11 +106,12 @@ def run_view(
     *,
     out: TextIO = sys.stdout,
     keep_going: Callable[[], bool] = lambda: True,
+    footer: str = "",
 ) -> None:
     """Refresh the view every `config.interval` s until `duration` passes or `keep_going()` fails.
 
     On a terminal the view is redrawn in place; otherwise (a pipe, docker logs)
-    each refresh is printed below the previous one.
+    each refresh is printed below the previous one. `footer` goes under the table.
     """
     board = StatusBoard()
     redraw = out.isatty()
@@ -122,5 +123,6 @@ def run_view(
         while keep_going() and (deadline is None or time.monotonic() < deadline):
             time.sleep(config.interval)
             lines = render(board, now=time.monotonic(), broker_url=config.mqtt.url)
+            lines += ["", footer] if footer else []
             out.write((CLEAR_SCREEN if redraw else "\n") + "\n".join(lines) + "\n")
             out.flush()
