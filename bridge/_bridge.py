@@ -251,15 +251,15 @@ class Bridge:
 
     def _lose_link(self, reason: str) -> None:
         assert self._link is not None
-        log.warning("lost the algorithm: %s", reason)
         self._link.close()
         self._link = None
         self._set_problem(reason)
 
     def _set_problem(self, reason: str) -> None:
-        changed = reason != self._problem
-        self._problem = reason
-        if changed:
+        """Report `reason` as why the bridge is degraded (once per change, not per retry)."""
+        if reason != self._problem:
+            log.warning("degraded: %s", reason)
+            self._problem = reason
             self._publish_stats()
 
     def _swap(self, command: SwapCommand) -> None:

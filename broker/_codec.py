@@ -83,10 +83,6 @@ def _refuse_constant(literal: str) -> Any:
 # One decoder for the process: `json.loads(..., parse_constant=...)` would build
 # a new decoder per call. The C scanner honours `parse_constant`.
 _JSON = json.JSONDecoder(parse_constant=_refuse_constant)
-# decode() wraps this C scanner in two whitespace regex matches; calling it
-# directly saves ~0.6 us per payload. Set in JSONDecoder.__init__, not in typeshed.
-_scan_once: Callable[[str, int], tuple[Any, int]] = _JSON.scan_once  # type: ignore[attr-defined]
-_JSON_WHITESPACE = " \t\n\r"
 
 
 def decode_quotes(payload: bytes, *, now: Callable[[], float] = time.time) -> list[Quote]:
@@ -222,14 +218,6 @@ def _load_json(payload: bytes) -> Any:
             f"payload is not valid UTF-8: {exc.reason} at byte {exc.start}"
         ) from exc
     try:
-        # Fast path: the C scanner from the first byte. Leading whitespace, extra
-        # data and every error take the full decode, which also words the error.
-        try:
-            data, end = _scan_once(text, 0)
-        except StopIteration:
-            return _JSON.decode(text)
-        if end == len(text) or not text[end:].strip(_JSON_WHITESPACE):
-            return data
         return _JSON.decode(text)
     except _NonFiniteConstant as exc:
         raise QuoteRejected(
