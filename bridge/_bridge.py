@@ -35,9 +35,10 @@ from broker import (
     BusClient,
     control_topic,
     decode_quotes,
-    minimal_filters,
     orders_topic,
+    subscription_filters,
     topic_matches,
+    validate_filter,
 )
 from tickbus.errors import (
     AlgorithmError,
@@ -85,6 +86,7 @@ class Bridge:
         self._endpoint = config.rpc
         self._link: AlgorithmLink | None = None
         self._channels: list[str] = []
+        self._subscriptions: list[str] = []
         self._routes: dict[str, bool] = {}
         self._problem: str | None = "connecting to the algorithm"
         self._algo_state: dict[str, Any] | None = None
@@ -184,7 +186,7 @@ class Bridge:
             endpoint, heartbeat=self._config.heartbeat, timeout=self._config.rpc_timeout
         )
         try:
-            return link, minimal_filters(link.initialize(self._config.params))
+            return link, [validate_filter(c) for c in link.initialize(self._config.params)]
         except ConfigError as exc:
             link.close()
             raise AlgorithmError(
@@ -195,9 +197,15 @@ class Bridge:
             raise
 
     def _adopt(self, link: AlgorithmLink, channels: list[str]) -> None:
-        """Make `link` the algorithm; subscribe to new channels before dropping old ones."""
-        self._bus.subscribe([c for c in channels if c not in self._channels])
-        self._bus.unsubscribe([c for c in self._channels if c not in channels])
+        """Make `link` the algorithm; subscribe to new filters before dropping old ones.
+
+        The subscriptions (`subscription_filters`) deliver each message once even
+        when channels overlap; quotes are then routed by the channels themselves.
+        """
+        subscriptions = subscription_filters(channels)
+        self._bus.subscribe([f for f in subscriptions if f not in self._subscriptions])
+        self._bus.unsubscribe([f for f in self._subscriptions if f not in subscriptions])
+        self._subscriptions = subscriptions
         self._link, self._endpoint, self._channels = link, link.endpoint, channels
         self._routes.clear()
         self._problem = None

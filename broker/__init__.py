@@ -7,8 +7,8 @@ here, so feeds, bridges and tools import it instead of spelling it out:
   `orders_topic`, `fills_topic`, `status_topic`, `control_topic`,
   `deadletter_topic`; `validate_name` for one topic level, `validate_filter`,
   `topic_matches` (MQTT wildcard rules, used by the bridge and the ring),
-  `filter_covers` and `minimal_filters` (subscribe so that no message arrives
-  twice).
+  `filter_covers`, `minimal_filters` and `subscription_filters` (subscribe so
+  that no message arrives twice).
 * Quote codec: `decode_quotes` reads JSON or msgpack payloads (full quotes,
   arrays of them, the short form ``{"GOOG": 345.1}``) into validated `Quote`
   dicts and raises `tickbus.errors.QuoteRejected` with a reason for anything
@@ -57,6 +57,7 @@ from broker._topics import (
     orders_topic,
     quote_topic,
     status_topic,
+    subscription_filters,
     topic_matches,
     validate_filter,
     validate_name,
@@ -93,6 +94,7 @@ __all__ = [
     "quote_topic",
     "run_local_broker",
     "status_topic",
+    "subscription_filters",
     "topic_matches",
     "validate_filter",
     "validate_name",

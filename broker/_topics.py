@@ -230,6 +230,68 @@ def minimal_filters(filters: Iterable[str]) -> list[str]:
     return kept
 
 
+def subscription_filters(channels: Iterable[str]) -> list[str]:
+    """Filters to subscribe to so that every message on `channels` arrives exactly once.
+
+    A broker sends a message once per matching subscription, so two filters
+    that match a common topic (``quotes/+`` and ``+/GOOG`` both match
+    ``quotes/GOOG``) would deliver it twice. This returns `minimal_filters` of
+    `channels` with every such pair replaced by one filter covering both
+    (``+/+``), repeated until no two filters share a topic. The result may
+    match more topics than `channels`: the subscriber must keep only topics
+    that match a channel (`topic_matches`).
+
+    Raises:
+        ConfigError: A filter is not valid.
+    """
+    filters = minimal_filters(channels)
+    while True:
+        pair = _first_overlapping_pair(filters)
+        if pair is None:
+            return filters
+        first, second = pair
+        rest = [f for f in filters if f not in pair]
+        filters = minimal_filters([_generalize(first, second), *rest])
+
+
+def _first_overlapping_pair(filters: list[str]) -> tuple[str, str] | None:
+    # Literal filters never overlap each other, and minimal_filters already
+    # removed every literal a wildcard filter matches.
+    wild = [f for f in filters if "+" in f or "#" in f]
+    for i, first in enumerate(wild):
+        for second in wild[i + 1 :]:
+            if _intersect(first.split("/"), second.split("/")):
+                return first, second
+    return None
+
+
+def _intersect(a: list[str], b: list[str]) -> bool:
+    """Whether some topic matches both split filters."""
+    dollar = a[0].startswith("$") or b[0].startswith("$")
+    if dollar and (a[0] in ("+", "#") or b[0] in ("+", "#")):
+        return False  # a filter starting with a wildcard matches no "$..." topic
+    for x, y in zip(a, b, strict=False):
+        if x == "#" or y == "#":
+            return True
+        if x != y and "+" not in (x, y):
+            return False
+    rest = a[len(b) :] or b[len(a) :]
+    return not rest or rest == ["#"]
+
+
+def _generalize(first: str, second: str) -> str:
+    """A filter that matches every topic either filter matches."""
+    a, b = first.split("/"), second.split("/")
+    levels: list[str] = []
+    for x, y in zip(a, b, strict=False):
+        if x == "#" or y == "#":
+            return "/".join([*levels, "#"])
+        levels.append(x if x == y else "+")
+    if len(a) != len(b):
+        levels.append("#")
+    return "/".join(levels)
+
+
 def _covers(wide: list[str], narrow: list[str]) -> bool:
     """`filter_covers` on valid filters already split into levels."""
     if wide[0] in ("+", "#") and narrow[0] not in ("+", "#") and narrow[0].startswith("$"):

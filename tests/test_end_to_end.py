@@ -243,3 +243,26 @@ def test_failed_swap_keeps_the_old_algorithm_and_bad_commands_are_dead_lettered(
     assert received == [[sid, 7.0, 5.0]]
     assert 'control command needs "rpc"' in letters[0]["reason"]
     assert rec.json_on(f"status/bridge/{name}")[-1]["rpc"] == rpc
+
+
+def test_overlapping_channels_deliver_each_quote_once(
+    procs: Processes, mqtt_url: str, mosquitto_port: int, algo_state
+) -> None:  # type: ignore[no-untyped-def]
+    name, sid, root = unique("overlap"), unique("O").upper(), unique("root")
+    channels = json.dumps([f"{root}/+", f"+/{sid}", f"{root}/{sid}"])
+    with recorder(mosquitto_port, f"status/bridge/{name}") as rec:
+        rpc = serve_algorithm(procs, "tests.algos_for_tests:RecordingAlgo")
+        start_bridge(procs, mqtt_url, rpc, name, f"channels={channels}")
+        wait_online(rec, name)
+        rec.publish(f"{root}/{sid}", json.dumps({"sid": sid, "price": 1.0, "ts": 1}))
+        rec.publish(f"{unique('other')}/X", json.dumps({"sid": "X", "price": 1.0, "ts": 2}))
+        rec.publish(f"{root}/Y", json.dumps({"sid": "Y", "price": 1.0, "ts": 3}))
+        received = wait_until(
+            lambda: len(algo_state(rpc)["received"]) >= 2 and algo_state(rpc)["received"],
+            timeout=10,
+            what="two quotes",
+        )
+        rec.publish(f"{root}/Z", json.dumps({"sid": "Z", "price": 1.0, "ts": 4}))
+        wait_until(lambda: algo_state(rpc)["received"][-1][0] == "Z", timeout=10, what="Z")
+    assert [r[0] for r in algo_state(rpc)["received"]] == [sid, "Y", "Z"]
+    assert received[:2] == [[sid, 1.0, 1.0], ["Y", 3.0, 1.0]]

@@ -18,6 +18,7 @@ from broker import (
     orders_topic,
     quote_topic,
     status_topic,
+    subscription_filters,
     topic_matches,
     validate_filter,
     validate_name,
@@ -332,3 +333,31 @@ def test_minimal_filters_refuses_a_bare_string() -> None:
 def test_minimal_filters_with_many_literal_filters_is_fast() -> None:
     filters = [f"quotes/S{i}" for i in range(20_000)] + ["status/#"]
     assert minimal_filters(filters) == filters
+
+
+@pytest.mark.parametrize(
+    ("channels", "expected"),
+    [
+        (["quotes", "quotes/#"], ["quotes/#"]),
+        (["quotes/GOOG", "quotes/AAPL"], ["quotes/GOOG", "quotes/AAPL"]),
+        (["quotes/+", "+/GOOG"], ["+/+"]),
+        (["a/+/c", "a/b/+", "x/#"], ["a/+/+", "x/#"]),
+        (["a/+", "a/b/#"], ["a/+/#"]),
+        (["$SYS/+", "+/x"], ["$SYS/+", "+/x"]),
+    ],
+)
+def test_subscription_filters(channels: list[str], expected: list[str]) -> None:
+    assert subscription_filters(channels) == expected
+
+
+def test_subscription_filters_deliver_every_channel_topic_exactly_once() -> None:
+    rng = random.Random(11)
+    pool = list(MATCHED)
+    for _ in range(1_000):
+        channels = [rng.choice(pool) for _ in range(rng.randint(1, 5))]
+        result = subscription_filters(channels)
+        wanted = frozenset().union(*(MATCHED[c] for c in channels))
+        for topic in wanted:
+            assert sum(topic in MATCHED[f] for f in result) == 1, (channels, result, topic)
+        for first, second in itertools.combinations(result, 2):
+            assert not MATCHED[first] & MATCHED[second], (channels, result)

@@ -11,7 +11,7 @@ import click
 
 from algos.server import algo_group
 from bridge import bridge_command, swap_command
-from broker import MqttSettings, broker_command, mqtt_option
+from broker import MQTT_URL_ENV, MqttSettings, broker_command, mqtt_option
 from feeds import feed_group
 from tickbus._stack import StackConfig, run_stack
 from tickbus._view import ViewConfig, run_view
@@ -71,6 +71,8 @@ def view_command(mqtt: MqttSettings, interval: float, duration: float | None) ->
     "--mqtt",
     "mqtt_url",
     default=None,
+    envvar=MQTT_URL_ENV,
+    show_envvar=True,
     metavar="URL",
     help="Use this broker instead of a local one (mqtt://[user:pass@]host:port).",
 )
