@@ -6,6 +6,7 @@ from tickbus.errors import (
     ConfigError,
     PortfolioError,
     QuoteRejected,
+    RingError,
     TickbusError,
 )
 
@@ -15,5 +16,6 @@ __all__ = [
     "ConfigError",
     "PortfolioError",
     "QuoteRejected",
+    "RingError",
     "TickbusError",
 ]

@@ -74,3 +74,15 @@ class AlgorithmError(TickbusError):
         super().__init__(f"algorithm at {endpoint}: {reason}")
         self.endpoint = endpoint
         self.reason = reason
+
+
+class RingError(TickbusError):
+    """A tick ring cannot be used as asked: another layout, a second writer, a full table.
+
+    Attributes:
+        reason: What is wrong, with the path and the figures involved.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
