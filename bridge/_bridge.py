@@ -31,6 +31,7 @@ from bridge._config import BridgeConfig
 from bridge._control import SwapCommand, parse_control
 from bridge._inbox import Entry, Inbox
 from bridge._link import AlgorithmLink
+from bridge._ring_source import RingSource
 from broker import (
     BusClient,
     control_topic,
@@ -94,6 +95,7 @@ class Bridge:
         self._bus = BusClient(
             config.mqtt, component=COMPONENT, name=config.name, on_message=self._on_message
         )
+        self._ring = None if config.ring is None else RingSource(config.ring, self._inbox)
 
     def run(self) -> None:
         """Serve until `stop()` (or SIGTERM/SIGINT): connect, forward, reconnect, swap.
@@ -105,9 +107,13 @@ class Bridge:
             gevent.signal_handler(signum, self.stop)
         with self._bus as bus:
             bus.subscribe([self._control_topic], qos=1)
+            if self._ring is not None:
+                self._ring.start()
             try:
                 self._serve()
             finally:
+                if self._ring is not None:
+                    self._ring.close()
                 if self._link is not None:
                     self._link.close()
 
@@ -202,7 +208,8 @@ class Bridge:
         The subscriptions (`subscription_filters`) deliver each message once even
         when channels overlap; quotes are then routed by the channels themselves.
         """
-        subscriptions = subscription_filters(channels)
+        # Quotes from a ring are already here; only MQTT needs subscriptions.
+        subscriptions = subscription_filters(channels) if self._ring is None else []
         self._bus.subscribe([f for f in subscriptions if f not in self._subscriptions])
         self._bus.unsubscribe([f for f in self._subscriptions if f not in subscriptions])
         self._subscriptions = subscriptions
@@ -308,6 +315,8 @@ class Bridge:
             rejected=self._rejected,
             pending=len(self._inbox),
             dropped=self._inbox.dropped,
+            source="mqtt" if self._config.ring is None else f"ring://{self._config.ring}",
+            ring_lost=None if self._ring is None else self._ring.lost,
             **{k: v for k, v in vars(counters).items()},
             algo=self._algo_state,
         )

@@ -12,7 +12,7 @@ from bridge._bridge import Bridge
 from bridge._config import BridgeConfig
 from bridge._control import SwapFailed, request_swap
 from broker import MqttSettings, mqtt_option, validate_name
-from tickbus.errors import ConfigError
+from tickbus.errors import ConfigError, RingError
 
 
 @click.command(name="bridge")
@@ -34,6 +34,16 @@ from tickbus.errors import ConfigError
     help="Seconds one call may take before the algorithm counts as unavailable.",
 )
 @click.option(
+    "--source",
+    default="mqtt",
+    show_default=True,
+    metavar="mqtt|ring://NAME",
+    callback=lambda _ctx, _param, value: _parse_source(value),
+    help="Where quotes come from: the broker (subscribing to the algorithm's channels), "
+    "or a host-local ring fed by `tickbus feed --ring` or `tickbus ring relay`; quotes "
+    "from a ring are filtered by the channels with the same MQTT wildcard rules.",
+)
+@click.option(
     "--max-pending",
     type=click.IntRange(min=1),
     default=100_000,
@@ -48,6 +58,7 @@ def bridge_command(
     params: dict[str, Any],
     heartbeat: float,
     rpc_timeout: float,
+    source: str | None,
     max_pending: int,
 ) -> None:
     """Forward the quotes an algorithm asks for to it, and publish its orders.
@@ -65,13 +76,14 @@ def bridge_command(
             mqtt=mqtt,
             rpc=rpc,
             name=validate_name(name),
+            ring=source,
             params=params,
             heartbeat=heartbeat,
             rpc_timeout=rpc_timeout,
             max_pending=max_pending,
         )
         Bridge(config).run()
-    except ConfigError as exc:
+    except (ConfigError, RingError) as exc:
         raise click.ClickException(exc.reason) from exc
 
 
@@ -104,3 +116,12 @@ def swap_command(mqtt: MqttSettings, bridge_name: str, rpc: str, timeout: float)
         raise click.ClickException(exc.reason) from exc
     click.echo(f"bridge {bridge_name} now forwards to {rpc}")
     click.echo(json.dumps({"finalize": report.get("finalize")}, indent=2))
+
+
+def _parse_source(value: str) -> str | None:
+    """None for ``mqtt``, the ring name for ``ring://NAME``."""
+    if value == "mqtt":
+        return None
+    if value.startswith("ring://") and len(value) > len("ring://"):
+        return value[len("ring://") :]
+    raise click.BadParameter(f"expected mqtt or ring://NAME, got {value!r}")

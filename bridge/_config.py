@@ -17,6 +17,8 @@ class BridgeConfig:
     Attributes:
         mqtt: The broker to subscribe to and publish on.
         rpc: The algorithm server's zerorpc address, e.g. ``"tcp://127.0.0.1:4242"``.
+        ring: Read quotes from this host-local ring (name or path) instead of
+            MQTT; None (the default) subscribes to the algorithm's channels.
         name: The bridge's name: its topics are ``orders/<name>``,
             ``status/bridge/<name>`` and ``control/bridge/<name>``.
         params: Sent with every ``initialize`` call (also after a reconnect or swap).
@@ -32,6 +34,7 @@ class BridgeConfig:
     mqtt: MqttSettings
     rpc: str
     name: str
+    ring: str | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
     heartbeat: float = DEFAULT_HEARTBEAT_S
     rpc_timeout: float = 30.0

@@ -52,6 +52,13 @@ class Inbox(Generic[Command]):
             self._trim()
         self._signal()
 
+    def put_entries(self, entries: list[Entry]) -> None:
+        """Append quotes, each with its own topic; drops (and counts) the oldest when full."""
+        with self._lock:
+            self._quotes.extend(entries)
+            self._trim()
+        self._signal()
+
     def put_control(self, command: Command) -> None:
         """Queue a control command for the hub."""
         with self._lock:

@@ -9,7 +9,7 @@ import click
 from broker import MqttSettings, mqtt_option, validate_name
 from feeds._config import CsvFeedConfig, SyntheticFeedConfig, WireFormat
 from feeds._run import run_csv, run_synthetic
-from tickbus.errors import ConfigError
+from tickbus.errors import ConfigError, RingError
 
 _format_option = click.option(
     "--format",
@@ -45,6 +45,15 @@ def feed_group() -> None:
 @click.option("--seed", type=int, default=None, help="Random seed, for reproducible prices.")
 @click.option("--name", default="synthetic", show_default=True, help="Name on status/feed/NAME.")
 @_format_option
+@click.option(
+    "--ring",
+    default=None,
+    metavar="NAME",
+    help="Also write every quote into this host-local ring (a name in /dev/shm, or a path).",
+)
+@click.option(
+    "--no-mqtt", is_flag=True, help="Publish to the --ring only, not to MQTT (and no status)."
+)
 def synthetic_command(
     mqtt: MqttSettings,
     symbols: str,
@@ -53,15 +62,21 @@ def synthetic_command(
     seed: int | None,
     name: str,
     wire_format: WireFormat,
+    ring: str | None,
+    no_mqtt: bool,
 ) -> None:
     """Publish a random walk per symbol (positive prices, bid < ask).
 
     Runs until --count quotes are sent, or until SIGTERM or Ctrl-C; announces
-    itself on status/feed/NAME (retained online, offline as its will).
+    itself on status/feed/NAME (retained online, offline as its will). With
+    --ring it is also the ring's one writer; a second writer is refused.
     """
+    if no_mqtt and ring is None:
+        raise click.UsageError("--no-mqtt needs --ring: the quotes must go somewhere")
     try:
         config = SyntheticFeedConfig(
-            mqtt=mqtt,
+            mqtt=None if no_mqtt else mqtt,
+            ring=ring,
             symbols=_parse_symbols(symbols),
             rate=rate,
             count=count,
@@ -70,7 +85,7 @@ def synthetic_command(
             wire_format=wire_format,
         )
         published = run_synthetic(config)
-    except ConfigError as exc:
+    except (ConfigError, RingError) as exc:
         raise click.ClickException(exc.reason) from exc
     click.echo(f"published {published} quotes", err=True)
 

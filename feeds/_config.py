@@ -16,22 +16,24 @@ class SyntheticFeedConfig:
     """A random-walk feed.
 
     Attributes:
-        mqtt: The broker to publish to.
+        mqtt: The broker to publish to; None publishes to the ring only.
         symbols: Upper-case symbols; quotes go round-robin to ``quotes/<SYMBOL>``.
         rate: Quotes per second over all symbols; 0 publishes as fast as possible.
         count: Stop after this many quotes; None runs until SIGTERM/Ctrl-C.
         seed: Seed of the random generator, for reproducible prices.
         name: The feed's name on ``status/feed/<name>``.
         wire_format: ``json`` (readable) or ``msgpack`` (compact).
+        ring: A ring (name or path) to write every quote into as well.
     """
 
-    mqtt: MqttSettings
+    mqtt: MqttSettings | None
     symbols: tuple[str, ...]
     rate: float = 200.0
     count: int | None = None
     seed: int | None = None
     name: str = "synthetic"
     wire_format: WireFormat = "json"
+    ring: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,10 +1,11 @@
-"""Publishing quotes: encoding, topics, pacing, status and clean stopping."""
+"""Publishing quotes: to MQTT, to a host-local ring, or both; pacing, status, clean stopping."""
 
 from __future__ import annotations
 
 import signal
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from types import FrameType, TracebackType
 
 from broker import (
@@ -16,29 +17,53 @@ from broker import (
     quote_topic,
 )
 from feeds._config import WireFormat
+from ring import RingWriter
+from tickbus.errors import ConfigError
 
 STATS_INTERVAL_S = 1.0
 COMPONENT = "feed"
 
 
 class QuotePublisher:
-    """A feed's connection: publishes quotes to ``quotes/<SID>`` and reports on its status.
+    """A feed's outputs: MQTT topics ``quotes/<SID>`` and/or a ring, plus its status.
 
-    A context manager: entering connects and announces ``online`` on
-    ``status/feed/<name>``; leaving flushes what was published, announces
-    ``offline`` and disconnects. Quotes go out with QoS 0 (a newer quote
-    supersedes an older one); while the broker is unreachable paho queues them
-    and sends them on reconnect.
+    A context manager. With MQTT, entering connects and announces ``online``
+    on ``status/feed/<name>``; leaving flushes what was published, announces
+    ``offline`` (with the final counters) and disconnects. Quotes go out with
+    QoS 0 (a newer quote supersedes an older one); while the broker is
+    unreachable paho queues them and sends them on reconnect. With a ring, the
+    feed is the ring's one writer for as long as it runs.
 
     SIGTERM and SIGINT set `stopping` instead of killing the process, so the
     feed's loop can end cleanly.
+
+    Args:
+        settings: The broker, or None to publish to the ring only.
+        name: The feed's name on its status topic.
+        wire_format: Encoding of MQTT payloads.
+        ring: Name or path of a ring to write every quote into as well.
+
+    Raises:
+        ConfigError: Neither MQTT nor a ring was given.
     """
 
-    def __init__(self, settings: MqttSettings, *, name: str, wire_format: WireFormat) -> None:
+    def __init__(
+        self,
+        settings: MqttSettings | None,
+        *,
+        name: str,
+        wire_format: WireFormat,
+        ring: str | None = None,
+    ) -> None:
+        if settings is None and ring is None:
+            raise ConfigError("a feed needs somewhere to publish: MQTT, a ring, or both")
         self.published = 0
         self.rejected = 0
         self.stopping = False
-        self._bus = BusClient(settings, component=COMPONENT, name=name)
+        self._settings, self._name, self._ring_name = settings, name, ring
+        self._bus: BusClient | None = None
+        self._ring: RingWriter | None = None
+        self._stack = ExitStack()
         self._encode: Callable[[Quote], bytes] = (
             encode_quote_json if wire_format == "json" else lambda q: encode_quotes_msgpack([q])
         )
@@ -48,7 +73,13 @@ class QuotePublisher:
     def __enter__(self) -> QuotePublisher:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._on_signal)
-        self._bus.__enter__()
+        with ExitStack() as stack:
+            if self._ring_name is not None:
+                self._ring = stack.enter_context(RingWriter(self._ring_name))
+            if self._settings is not None:
+                bus = BusClient(self._settings, component=COMPONENT, name=self._name)
+                self._bus = stack.enter_context(bus)
+            self._stack = stack.pop_all()
         return self
 
     def __exit__(
@@ -58,21 +89,25 @@ class QuotePublisher:
         tb: TracebackType | None,
     ) -> None:
         self._publish_stats()
-        self._bus.__exit__(exc_type, exc, tb)
+        self._stack.close()
 
     def publish(self, quote: Quote) -> None:
-        """Publish one quote (stamping ``ts`` now when it is 0)."""
+        """Publish one quote (stamping ``ts`` now when it is 0) to every output."""
         if not quote["ts"]:
             quote["ts"] = time.time()
-        self._bus.publish(quote_topic(quote["sid"]), self._encode(quote))
+        if self._ring is not None:
+            self._ring.write_quote(quote)
+        if self._bus is not None:
+            self._bus.publish(quote_topic(quote["sid"]), self._encode(quote))
         self.published += 1
         if time.monotonic() >= self._next_stats:
             self._publish_stats()
 
     def reject(self, reason: str, payload: bytes) -> None:
-        """Send an input record the feed could not turn into a quote to ``deadletter/feed``."""
+        """Count an input record the feed could not turn into a quote; dead-letter it on MQTT."""
         self.rejected += 1
-        self._bus.publish_dead_letter(COMPONENT, reason=reason, payload=payload)
+        if self._bus is not None:
+            self._bus.publish_dead_letter(COMPONENT, reason=reason, payload=payload)
 
     def sleep_until(self, deadline: float) -> None:
         """Sleep until `time.monotonic()` reaches `deadline`, waking early when stopping."""
@@ -83,14 +118,17 @@ class QuotePublisher:
             time.sleep(min(remaining, 0.1))
 
     def _publish_stats(self) -> None:
+        self._next_stats = time.monotonic() + STATS_INTERVAL_S
+        if self._bus is None:
+            return
         elapsed = max(time.monotonic() - self._started, 1e-9)
         self._bus.publish_status(
             "online",
             published=self.published,
             rejected=self.rejected,
             rate=round(self.published / elapsed, 1),
+            ring=self._ring_name,
         )
-        self._next_stats = time.monotonic() + STATS_INTERVAL_S
 
     def _on_signal(self, _signum: int, _frame: FrameType | None) -> None:
         self.stopping = True

@@ -22,7 +22,10 @@ def run_synthetic(config: SyntheticFeedConfig) -> int:
     """
     walk = RandomWalk(config.symbols, seed=config.seed)
     interval = 1.0 / config.rate if config.rate > 0 else 0.0
-    with QuotePublisher(config.mqtt, name=config.name, wire_format=config.wire_format) as feed:
+    feed = QuotePublisher(
+        config.mqtt, name=config.name, wire_format=config.wire_format, ring=config.ring
+    )
+    with feed:
         start = time.monotonic()
         for i, quote in enumerate(itertools.islice(walk, config.count)):
             if feed.stopping:

@@ -8,7 +8,8 @@ exactly the ticks it lost when the writer lapped it. The ordering argument
 holds on x86-64 only; other processors are refused (see `check_processor`).
 """
 
-from ring._file import check_processor, ring_path
+from ring._cli import ring_group
+from ring._file import check_processor, ring_path, writer_alive
 from ring._layout import TICK_DTYPE
 from ring._reader import RingReader, Tick
 from ring._writer import DEFAULT_CAPACITY, RingWriter
@@ -20,5 +21,7 @@ __all__ = [
     "RingWriter",
     "Tick",
     "check_processor",
+    "ring_group",
     "ring_path",
+    "writer_alive",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import mmap
 import os
 import platform
@@ -55,3 +56,19 @@ def map_file(fd: int, size: int, *, writable: bool) -> mmap.mmap:
 def file_size(fd: int) -> int:
     """The size of the open file `fd`, in bytes."""
     return os.fstat(fd).st_size
+
+
+def writer_alive(path: Path) -> bool:
+    """Whether a live process holds the writer lock of the ring at `path`.
+
+    Probes with a shared, non-blocking `flock`, released at once; a writer
+    starting in that instant is refused and may simply retry.
+    """
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False

@@ -87,7 +87,7 @@ class RingReader:
         written = self.written()
         self._cursor = written if start == "latest" else max(0, written - self.capacity + 1)
         self.lost = 0
-        self._epoch = self._header(EPOCH_OFFSET)
+        self._epoch = self.epoch()
         self.writer_restarts = 0
 
     def __enter__(self) -> RingReader:
@@ -118,6 +118,14 @@ class RingReader:
     def writer_pid(self) -> int:
         """The pid of the ring's current (or last) writer."""
         return self._header(WRITER_PID_OFFSET)
+
+    def epoch(self) -> int:
+        """How many writers have opened the ring so far."""
+        return self._header(EPOCH_OFFSET)
+
+    def symbols(self) -> list[str]:
+        """Every symbol name in the ring's table, by id."""
+        return self._table.names()
 
     def read_batch(self, max_n: int = 4096) -> np.ndarray:
         """Up to `max_n` untorn ticks, oldest first, as a `TICK_DTYPE` array (may be empty)."""
@@ -215,7 +223,7 @@ class RingReader:
     def _available(self) -> int:
         """Ticks published; first moves the cursor past any the writer has lapped."""
         written = self.written()
-        epoch = self._header(EPOCH_OFFSET)
+        epoch = self.epoch()
         if epoch != self._epoch:
             self.writer_restarts += epoch - self._epoch
             self._epoch = epoch

@@ -174,9 +174,11 @@ def serve_algorithm(procs: Processes, spec: str, *params: str, app_dir: str = ".
     return addr
 
 
-def start_bridge(procs: Processes, mqtt_url: str, rpc: str, name: str, *params: str) -> Proc:
-    """Run `tickbus bridge` for algorithm `rpc` under `name`."""
-    args = ["bridge", "--mqtt", mqtt_url, "--rpc", rpc, "--name", name]
+def start_bridge(
+    procs: Processes, mqtt_url: str, rpc: str, name: str, *params: str, source: str = "mqtt"
+) -> Proc:
+    """Run `tickbus bridge` for algorithm `rpc` under `name`; `params` become `--param`s."""
+    args = ["bridge", "--mqtt", mqtt_url, "--rpc", rpc, "--name", name, "--source", source]
     for param in params:
         args += ["--param", param]
     return procs.tickbus(*args, name=f"bridge-{name}")

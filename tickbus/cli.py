@@ -13,6 +13,7 @@ from algos.server import algo_group
 from bridge import bridge_command, swap_command
 from broker import MQTT_URL_ENV, MqttSettings, broker_command, mqtt_option
 from feeds import feed_group
+from ring import ring_group
 from tickbus._stack import StackConfig, run_stack
 from tickbus._view import ViewConfig, run_view
 from tickbus.errors import ConfigError
@@ -150,3 +151,4 @@ main.add_command(feed_group)
 main.add_command(algo_group)
 main.add_command(bridge_command)
 main.add_command(swap_command)
+main.add_command(ring_group)
