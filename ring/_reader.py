@@ -73,8 +73,17 @@ class RingReader:
             raise RingError(f"no ring at {self.path}; start its writer first") from None
         try:
             size = file_size(fd)
-            with map_file(fd, min(size, HEADER_BYTES), writable=False) as header:
+            if size < HEADER_BYTES:
+                raise RingError(
+                    f"{self.path} is not a tick ring (yet): {size} bytes; if its writer is "
+                    "starting, try again in a moment"
+                )
+            with map_file(fd, HEADER_BYTES, writable=False) as header:
                 self.layout = read_layout(header[:], path=str(self.path))
+            if size < self.layout.file_size:
+                raise RingError(
+                    f"{self.path} is truncated: {size} of {self.layout.file_size} bytes"
+                )
             self._buf = map_file(fd, self.layout.file_size, writable=False)
         finally:
             os.close(fd)
@@ -102,9 +111,10 @@ class RingReader:
         self.close()
 
     def close(self) -> None:
-        """Unmap the ring."""
-        del self._slots, self._seq
-        self._buf.close()
+        """Unmap the ring (again: no effect)."""
+        if not self._buf.closed:
+            del self._slots, self._seq
+            self._buf.close()
 
     @property
     def cursor(self) -> int:
@@ -128,7 +138,11 @@ class RingReader:
         return self._table.names()
 
     def read_batch(self, max_n: int = 4096) -> np.ndarray:
-        """Up to `max_n` untorn ticks, oldest first, as a `TICK_DTYPE` array (may be empty)."""
+        """The next `max_n` ticks that are intact, oldest first, as a `TICK_DTYPE` array.
+
+        Ticks among them that were overwritten before or during the copy are
+        left out and counted in `lost`; the result may be empty.
+        """
         written = self._available()
         count = min(max_n, written - self._cursor)
         if count <= 0:
@@ -142,11 +156,14 @@ class RingReader:
         after = self._seq[slots]
         expected = 2 * numbers + 2
         intact = (before == expected) & (after == expected)
-        good = count if intact.all() else int(np.argmin(intact))
-        self._cursor = first + good
-        if good < count:
-            self._skip_overwritten()
-        return ticks[:good]
+        self._cursor = first + count
+        if intact.all():
+            return ticks
+        # The writer overwrote these slots (lapped us, or died half-way through
+        # a batch): those ticks are gone. Every intact one is still good.
+        self.lost += count - int(intact.sum())
+        survivors: np.ndarray = ticks[intact]
+        return survivors
 
     def read(self) -> Tick | None:
         """The next untorn tick, or None when there is none yet."""

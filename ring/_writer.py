@@ -35,6 +35,8 @@ MAX_CHUNK = 4096
 memcpy switches to non-temporal stores, which x86 does not keep in order."""
 
 _NAN = math.nan
+MAX_TS = 9.2e9
+"""Latest ts (seconds) a record holds: int64 nanoseconds end in 2262."""
 
 
 class RingWriter:
@@ -135,10 +137,11 @@ class RingWriter:
         self.close()
 
     def close(self) -> None:
-        """Unmap the ring and release the writer lock. The ring stays readable."""
-        del self._slots
-        self._buf.close()
-        os.close(self._fd)
+        """Unmap the ring and release the writer lock; the ring stays readable. Idempotent."""
+        if not self._buf.closed:
+            del self._slots
+            self._buf.close()
+            os.close(self._fd)
 
     @property
     def written(self) -> int:
@@ -172,11 +175,14 @@ class RingWriter:
         """Write one tick; returns its number ``n``. Absent bid/ask/size are NaN.
 
         Raises:
-            RingError: A new symbol does not fit in the table.
+            RingError: A new symbol does not fit in the table, or `ts` is not
+                in [0, 9.2e9) seconds (int64 nanoseconds); nothing is written.
         """
         sid_id = self._ids.get(sid)
         if sid_id is None:
             sid_id = self.symbol_id(sid)
+        if not 0.0 <= ts < MAX_TS:
+            raise RingError(f"ts {ts!r} does not fit the ring's int64 nanoseconds")
         n = self._n
         offset = self._slots_offset + (n & self._mask) * 64
         buf = self._buf
