@@ -315,6 +315,7 @@ class Bridge:
             rejected=self._rejected,
             pending=len(self._inbox),
             dropped=self._inbox.dropped,
+            handler_errors=self._bus.handler_errors,
             source="mqtt" if self._config.ring is None else f"ring://{self._config.ring}",
             ring_lost=None if self._ring is None else self._ring.lost,
             **{k: v for k, v in vars(counters).items()},

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import socket
 import threading
@@ -33,6 +34,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 from broker._topics import deadletter_topic, status_topic
 from broker._url import MqttSettings
 from tickbus.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 MessageHandler = Callable[[str, bytes], None]
 """Called in paho's network thread with (topic, payload) for every message."""
@@ -78,6 +81,7 @@ class BusClient:
         self._connected = threading.Event()
         self._last_status: dict[str, Any] = {"state": "online"}
         self.reconnects = 0
+        self.handler_errors = 0
         self._ever_connected = False
         self._client = self._make_paho_client(component, name)
 
@@ -96,8 +100,7 @@ class BusClient:
         client.on_connect = self._handle_connect
         client.on_disconnect = self._handle_disconnect
         if self._on_message is not None:
-            handler = self._on_message
-            client.on_message = lambda _c, _u, msg: handler(msg.topic, bytes(msg.payload))
+            client.on_message = self._handle_message
         return client
 
     def __enter__(self) -> BusClient:
@@ -213,6 +216,16 @@ class BusClient:
             client.subscribe(subscriptions)
         if self._announce:
             client.publish(self.status_topic, self._status_payload(self._last_status), 1, True)
+
+    def _handle_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        # An exception escaping a paho callback would end the network thread:
+        # every later message would be lost. Log it and go on instead.
+        assert self._on_message is not None
+        try:
+            self._on_message(msg.topic, bytes(msg.payload))
+        except Exception:
+            self.handler_errors += 1
+            log.exception("handling a message on %s failed", msg.topic)
 
     def _handle_disconnect(self, *_args: Any) -> None:
         self._connected.clear()
