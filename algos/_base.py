@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Literal, TypedDict
 from algos._params import param_float, parse_channels, require_mapping
 from algos._quote import checked_quote
 from portfolio import Portfolio
-from tickbus.errors import ConfigError, PortfolioError, QuoteRejected
+from tickbus.errors import ConfigError, NotInitialized, PortfolioError, QuoteRejected
 
 log = logging.getLogger(__name__)
 
@@ -135,11 +135,10 @@ class Algorithm(abc.ABC):
         Returns:
             The orders placed for this quote with `buy`/`sell` (None entries,
             from refused orders, are skipped). An order filled but left out is
-            still emitted, because the portfolio already holds it.
-
-        Raises:
-            PortfolioError: Raised by `events` when this returns an order that
-                `buy`/`sell` did not fill for this quote, or one changed since.
+            still emitted, because the portfolio already holds it. Returning
+            an order `buy`/`sell` did not fill for this quote (or one changed
+            since), or anything but a list, counts as an error of this quote
+            (see `events`).
         """
 
     def events(self, quotes: Sequence[Mapping[str, Any]]) -> list[Order]:
@@ -156,11 +155,9 @@ class Algorithm(abc.ABC):
             Every order filled while handling the batch, in the order placed.
 
         Raises:
-            ConfigError: `initialize` has not been called yet.
+            NotInitialized: `initialize` has not been called yet.
             QuoteRejected: `quotes` is not a list, or one quote breaks the
                 quote contract; nothing in the batch is handled.
-            PortfolioError: `event` returned an order the helpers did not fill.
-            TypeError: `event` returned something other than a list.
         """
         self._require_initialized("events")
         if isinstance(quotes, str | bytes) or not isinstance(quotes, Sequence):
@@ -313,7 +310,7 @@ class Algorithm(abc.ABC):
         if self._portfolio is None:
             raise self._not_initialized(what)
 
-    def _not_initialized(self, what: str) -> ConfigError:
-        return ConfigError(
+    def _not_initialized(self, what: str) -> NotInitialized:
+        return NotInitialized(
             f"{type(self).__name__} is not initialized: call initialize(params) before {what}"
         )

@@ -1,18 +1,17 @@
 """The per-algorithm bridge: MQTT quotes in, zerorpc calls out, orders back, swap control.
 
 Public API: `Bridge` and its `BridgeConfig`; `request_swap` (what `tickbus swap`
-does) and `SwapFailed`; the click commands for the umbrella CLI.
+does; it raises `tickbus.errors.SwapFailed`); the click commands for the umbrella CLI.
 """
 
 from bridge._bridge import Bridge
 from bridge._cli import bridge_command, swap_command
 from bridge._config import BridgeConfig
-from bridge._control import SwapFailed, request_swap
+from bridge._control import request_swap
 
 __all__ = [
     "Bridge",
     "BridgeConfig",
-    "SwapFailed",
     "bridge_command",
     "request_swap",
     "swap_command",

@@ -1,7 +1,8 @@
 """The per-algorithm forwarder: MQTT quotes in, batched zerorpc calls out, orders back.
 
-Two threads, one job each. paho's network thread decodes every message and
-appends it to the `Inbox` (bad payloads go to ``deadletter/bridge`` at once).
+One job per thread. paho's network thread decodes every message and appends
+it to the `Inbox` (bad payloads go to ``deadletter/bridge`` at once); with a
+ring source, a reader thread appends the ring's ticks instead.
 The gevent hub's main greenlet runs `Bridge.run`: it takes whatever has
 arrived, forwards it in one ``events`` call (so exactly one call is in flight:
 a lone quote goes out at once, and under load everything that arrived during a
@@ -83,6 +84,11 @@ class Bridge:
         # Written only by paho's thread:
         self._received = 0
         self._rejected = 0
+        self._ignored = 0
+        # Read by paho's thread, replaced (never mutated) by the hub: the channels
+        # whose messages are decoded. Others arrive only through a wider
+        # subscription (`subscription_filters`) and are ignored, never dead-lettered.
+        self._accepted: tuple[str, ...] = ()
         # Owned by the hub's greenlet:
         self._endpoint = config.rpc
         self._link: AlgorithmLink | None = None
@@ -105,17 +111,17 @@ class Bridge:
         """
         for signum in (signal.SIGTERM, signal.SIGINT):
             gevent.signal_handler(signum, self.stop)
-        with self._bus as bus:
-            bus.subscribe([self._control_topic], qos=1)
-            if self._ring is not None:
-                self._ring.start()
-            try:
-                self._serve()
-            finally:
+        try:
+            with self._bus as bus:
+                bus.subscribe([self._control_topic], qos=1)
                 if self._ring is not None:
-                    self._ring.close()
-                if self._link is not None:
-                    self._link.close()
+                    self._ring.start()
+                self._serve()
+        finally:
+            if self._ring is not None:
+                self._ring.close()
+            if self._link is not None:
+                self._link.close()
 
     def stop(self) -> None:
         """Finish the call in flight, then leave `run` (publishing ``offline``)."""
@@ -130,12 +136,15 @@ class Bridge:
             if self._link is None and now >= next_attempt:
                 self._connect()
                 next_attempt = now + self._config.retry_interval
-            commands, entries = self._inbox.take(max_quotes=0 if self._link is None else None)
+            max_quotes = 0 if self._link is None else self._config.max_batch
+            commands, entries = self._inbox.take(max_quotes=max_quotes)
             for command in commands:
                 self._swap(command)
             if entries:
                 self._forward(entries)
             if now >= next_stats:
+                if self._link is not None:
+                    self._refresh_algo_state()
                 self._publish_stats()
                 next_stats = now + self._config.stats_interval
             if not entries:
@@ -150,6 +159,9 @@ class Bridge:
     def _on_message(self, topic: str, payload: bytes) -> None:
         if topic == self._control_topic:
             self._on_control(payload)
+            return
+        if not any(topic_matches(channel, topic) for channel in self._accepted):
+            self._ignored += 1
             return
         try:
             quotes = decode_quotes(payload)
@@ -210,8 +222,10 @@ class Bridge:
         """
         # Quotes from a ring are already here; only MQTT needs subscriptions.
         subscriptions = subscription_filters(channels) if self._ring is None else []
+        self._accepted = (*self._channels, *channels)  # old and new, while switching
         self._bus.subscribe([f for f in subscriptions if f not in self._subscriptions])
         self._bus.unsubscribe([f for f in self._subscriptions if f not in subscriptions])
+        self._accepted = tuple(channels)
         self._subscriptions = subscriptions
         self._link, self._endpoint, self._channels = link, link.endpoint, channels
         self._routes.clear()
@@ -220,7 +234,9 @@ class Bridge:
         self._publish_stats()
 
     def _forward(self, entries: list[Entry]) -> None:
-        assert self._link is not None
+        if self._link is None:  # a swap just failed over a lost link: keep them
+            self._inbox.requeue(entries)
+            return
         routed = [entry for entry in entries if self._is_routed(entry[0])]
         self._counters.unrouted += len(entries) - len(routed)
         if not routed:
@@ -303,19 +319,19 @@ class Bridge:
             old.close()
 
     def _publish_stats(self) -> None:
-        if self._link is not None:
-            self._refresh_algo_state()
         counters = self._counters
         self._bus.publish_status(
             "online" if self._problem is None else "degraded",
             reason=self._problem,
             rpc=self._endpoint,
             channels=self._channels,
-            quotes_in=self._received,
+            quotes_in=self._received + (0 if self._ring is None else self._ring.received),
+            ignored=self._ignored,
             rejected=self._rejected,
             pending=len(self._inbox),
             dropped=self._inbox.dropped,
             handler_errors=self._bus.handler_errors,
+            mqtt_reconnects=self._bus.reconnects,
             source="mqtt" if self._config.ring is None else f"ring://{self._config.ring}",
             ring_lost=None if self._ring is None else self._ring.lost,
             **{k: v for k, v in vars(counters).items()},
@@ -325,7 +341,11 @@ class Bridge:
     def _refresh_algo_state(self) -> None:
         assert self._link is not None
         try:
-            self._algo_state = self._link.state()
+            state = self._link.state()
+            json.dumps(state, allow_nan=False)
+            self._algo_state = state
+        except (TypeError, ValueError) as exc:
+            self._algo_state = {"error": f"state() is not JSON-safe: {exc}"}
         except AlgorithmUnavailable as exc:
             self._lose_link(exc.reason)
         except AlgorithmError as exc:

@@ -10,9 +10,9 @@ import click
 from algos.server import heartbeat_option, params_option
 from bridge._bridge import Bridge
 from bridge._config import BridgeConfig
-from bridge._control import SwapFailed, request_swap
+from bridge._control import request_swap
 from broker import MqttSettings, mqtt_option, validate_name
-from tickbus.errors import ConfigError, RingError
+from tickbus.errors import ConfigError, RingError, SwapFailed
 
 
 @click.command(name="bridge")
@@ -44,6 +44,13 @@ from tickbus.errors import ConfigError, RingError
     "from a ring are filtered by the channels with the same MQTT wildcard rules.",
 )
 @click.option(
+    "--max-batch",
+    type=click.IntRange(min=1),
+    default=5_000,
+    show_default=True,
+    help="Most quotes sent in one events() call.",
+)
+@click.option(
     "--max-pending",
     type=click.IntRange(min=1),
     default=100_000,
@@ -59,6 +66,7 @@ def bridge_command(
     heartbeat: float,
     rpc_timeout: float,
     source: str | None,
+    max_batch: int,
     max_pending: int,
 ) -> None:
     """Forward the quotes an algorithm asks for to it, and publish its orders.
@@ -81,6 +89,7 @@ def bridge_command(
             heartbeat=heartbeat,
             rpc_timeout=rpc_timeout,
             max_pending=max_pending,
+            max_batch=max_batch,
         )
         Bridge(config).run()
     except (ConfigError, RingError) as exc:

@@ -27,6 +27,8 @@ class BridgeConfig:
             unavailable (30.0).
         max_pending: Quotes kept while the algorithm is busy or down; beyond
             that the oldest are dropped and counted (100,000).
+        max_batch: Most quotes sent in one ``events`` call (5,000), so one call
+            stays well inside `rpc_timeout` even with a backlog.
         stats_interval: Seconds between status messages with counters (1.0).
         retry_interval: Seconds between attempts to reach a lost algorithm (0.5).
     """
@@ -39,5 +41,6 @@ class BridgeConfig:
     heartbeat: float = DEFAULT_HEARTBEAT_S
     rpc_timeout: float = 30.0
     max_pending: int = 100_000
+    max_batch: int = 5_000
     stats_interval: float = 1.0
     retry_interval: float = 0.5

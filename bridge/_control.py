@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from broker import BusClient, MqttSettings, control_topic, status_topic
-from tickbus.errors import ConfigError, TickbusError
+from tickbus.errors import ConfigError, SwapFailed
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,8 +34,8 @@ def parse_control(payload: bytes) -> SwapCommand:
     """
     try:
         command = json.loads(payload)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ConfigError(f"control command is not JSON: {exc}") from exc
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ConfigError(f"control command is not JSON: {exc!r}") from exc
     if not isinstance(command, dict):
         raise ConfigError(f"control command must be a JSON object, got {type(command).__name__}")
     rpc = command.get("rpc")
@@ -45,14 +45,6 @@ def parse_control(payload: bytes) -> SwapCommand:
     if unknown:
         raise ConfigError(f"control command has unknown fields: {', '.join(unknown)}")
     return SwapCommand(rpc=rpc, id=str(command.get("id", "")))
-
-
-class SwapFailed(TickbusError):
-    """The bridge tried the swap and kept its algorithm; `reason` says why."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 def request_swap(

@@ -31,7 +31,7 @@ class Inbox(Generic[Command]):
     `dropped`: memory stays bounded while an algorithm is down or slow, and
     the loss is reported, never silent.
 
-    `put_*` and `wake` may be called from any thread; `wait` and `take_*` only
+    `put_*` and `wake` may be called from any thread; `wait` and `take` only
     from the hub's thread (the thread that created the inbox).
     """
 
@@ -47,10 +47,7 @@ class Inbox(Generic[Command]):
 
     def put_quotes(self, topic: str, quotes: list[Quote]) -> None:
         """Append quotes that arrived on `topic`; drops (and counts) the oldest when full."""
-        with self._lock:
-            self._quotes.extend((topic, quote) for quote in quotes)
-            self._trim()
-        self._signal()
+        self.put_entries([(topic, quote) for quote in quotes])
 
     def put_entries(self, entries: list[Entry]) -> None:
         """Append quotes, each with its own topic; drops (and counts) the oldest when full."""

@@ -16,7 +16,7 @@ import zerorpc
 import zmq
 
 from broker import Quote
-from tickbus.errors import AlgorithmError, AlgorithmUnavailable
+from tickbus.errors import AlgorithmError, AlgorithmUnavailable, NotInitialized
 
 _NO_ANSWER = (zerorpc.LostRemote, zerorpc.TimeoutExpired, zmq.ZMQError)
 
@@ -62,9 +62,9 @@ class AlgorithmLink:
 
     def __init__(self, endpoint: str, *, heartbeat: float, timeout: float) -> None:
         self.endpoint = endpoint
-        self._context = zerorpc.Context()
-        self._context.setsockopt(zmq.LINGER, 0)
-        self._client = zerorpc.Client(context=self._context, heartbeat=heartbeat, timeout=timeout)
+        self._client = zerorpc.Client(
+            context=_shared_context(), heartbeat=heartbeat, timeout=timeout
+        )
         try:
             self._client.connect(endpoint)
         except zmq.ZMQError as exc:
@@ -116,6 +116,9 @@ class AlgorithmLink:
         try:
             return self._client(method, *args)
         except zerorpc.RemoteError as exc:
+            if exc.name == NotInitialized.__name__:
+                # A new server process on the same address: it lost its state.
+                raise AlgorithmUnavailable(self.endpoint, f"{method}: {exc.msg}") from exc
             raise AlgorithmError(self.endpoint, f"{method} raised {exc.name}: {exc.msg}") from exc
         except _NO_ANSWER as exc:
             raise AlgorithmUnavailable(self.endpoint, f"{method}: {exc!r}") from exc

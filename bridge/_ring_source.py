@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
 from bridge._inbox import Entry, Inbox
 from broker import quote_topic
 from ring import RingReader
+
+log = logging.getLogger(__name__)
 
 BATCH = 4096
 POLL_TIMEOUT_S = 0.1
@@ -33,6 +36,8 @@ class RingSource:
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ring-source", daemon=True)
         self._topics: dict[str, str] = {}
+        self.received = 0
+        self.errors = 0
 
     @property
     def lost(self) -> int:
@@ -51,14 +56,23 @@ class RingSource:
         self._reader.close()
 
     def _run(self) -> None:
-        reader = self._reader
         while not self._stopping.is_set():
-            if not reader.wait(POLL_TIMEOUT_S):
-                continue
-            quotes = reader.to_quotes(reader.read_batch(BATCH))
-            entries: list[Entry] = [(self._topic(quote["sid"]), quote) for quote in quotes]
-            if entries:
-                self._inbox.put_entries(entries)
+            try:
+                self._pass()
+            except Exception:  # a bug here must not silently stop every quote
+                self.errors += 1
+                log.exception("reading the ring failed; retrying")
+                self._stopping.wait(POLL_TIMEOUT_S)
+
+    def _pass(self) -> None:
+        reader = self._reader
+        if not reader.wait(POLL_TIMEOUT_S):
+            return
+        quotes = reader.to_quotes(reader.read_batch(BATCH))
+        entries: list[Entry] = [(self._topic(quote["sid"]), quote) for quote in quotes]
+        if entries:
+            self.received += len(entries)
+            self._inbox.put_entries(entries)
 
     def _topic(self, sid: str) -> str:
         topic = self._topics.get(sid)

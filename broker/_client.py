@@ -82,6 +82,7 @@ class BusClient:
         self._last_status: dict[str, Any] = {"state": "online"}
         self.reconnects = 0
         self.handler_errors = 0
+        self._refusal: str | None = None
         self._ever_connected = False
         self._client = self._make_paho_client(component, name)
 
@@ -108,9 +109,12 @@ class BusClient:
         self._client.loop_start()
         if not self._connected.wait(self._connect_timeout):
             self._client.loop_stop()
+            why = (
+                f"it refused the connection: {self._refusal}" if self._refusal else "is it running?"
+            )
             raise ConfigError(
                 f"cannot reach the MQTT broker at {self.settings.url} "
-                f"within {self._connect_timeout:g} s; is it running?"
+                f"within {self._connect_timeout:g} s; {why}"
             )
         return self
 
@@ -155,10 +159,10 @@ class BusClient:
         States: ``online``, ``degraded`` (running, but something it depends on is
         not; ``reason`` says what) and ``offline``.
         """
-        self._last_status = {"state": state, **stats}
-        return self.publish(
-            self.status_topic, self._status_payload(self._last_status), qos=1, retain=True
-        )
+        status = {"state": state, **stats}
+        payload = self._status_payload(status)  # raises before anything is kept
+        self._last_status = status
+        return self.publish(self.status_topic, payload, qos=1, retain=True)
 
     def publish_dead_letter(
         self, component: str, *, reason: str, topic: str | None = None, payload: bytes = b""
@@ -202,6 +206,7 @@ class BusClient:
         _properties: Properties | None,
     ) -> None:
         if reason_code.is_failure:
+            self._refusal = str(reason_code)  # e.g. "Not authorized"
             return
         if self._ever_connected:
             self.reconnects += 1

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from types import FrameType, TracebackType
 
+from paho.mqtt.enums import MQTTErrorCode
+
 from broker import (
     BusClient,
     MqttSettings,
@@ -31,7 +33,8 @@ class QuotePublisher:
     on ``status/feed/<name>``; leaving flushes what was published, announces
     ``offline`` (with the final counters) and disconnects. Quotes go out with
     QoS 0 (a newer quote supersedes an older one); while the broker is
-    unreachable paho queues them and sends them on reconnect. With a ring, the
+    unreachable they cannot be sent: they are counted as ``dropped`` on the
+    status topic, not as published. With a ring, the
     feed is the ring's one writer for as long as it runs.
 
     SIGTERM and SIGINT set `stopping` instead of killing the process, so the
@@ -59,6 +62,7 @@ class QuotePublisher:
             raise ConfigError("a feed needs somewhere to publish: MQTT, a ring, or both")
         self.published = 0
         self.rejected = 0
+        self.dropped = 0
         self.stopping = False
         self._settings, self._name, self._ring_name = settings, name, ring
         self._bus: BusClient | None = None
@@ -98,7 +102,10 @@ class QuotePublisher:
         if self._ring is not None:
             self._ring.write_quote(quote)
         if self._bus is not None:
-            self._bus.publish(quote_topic(quote["sid"]), self._encode(quote))
+            info = self._bus.publish(quote_topic(quote["sid"]), self._encode(quote))
+            if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                self.dropped += 1
+                return
         self.published += 1
         if time.monotonic() >= self._next_stats:
             self._publish_stats()
@@ -126,6 +133,7 @@ class QuotePublisher:
             "online",
             published=self.published,
             rejected=self.rejected,
+            dropped=self.dropped,
             rate=round(self.published / elapsed, 1),
             ring=self._ring_name,
         )

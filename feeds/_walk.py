@@ -20,7 +20,7 @@ class RandomWalk:
 
     Each symbol starts between 20 and 500 and moves by a lognormal step with
     0.1 % volatility; bid < price < ask always holds, every price is > 0.
-    Timestamps are left out: the publisher stamps each quote when it sends it.
+    ``ts`` is 0.0: the publisher stamps each quote when it sends it.
 
     Args:
         symbols: The symbols to quote, in order.

@@ -17,7 +17,6 @@ from ring._layout import (
     EPOCH_OFFSET,
     HEADER_BYTES,
     TICK_DTYPE,
-    U64,
     WRITE_INDEX_OFFSET,
     WRITER_PID_OFFSET,
     read_layout,
@@ -90,8 +89,12 @@ class RingReader:
         self.capacity = self.layout.capacity
         self._slots = np.frombuffer(self._buf, TICK_DTYPE, self.capacity, self.layout.slots_offset)
         self._seq = self._slots["seq"]
+        self._raw = self._slots.view("V64")  # raw record copies, see RingWriter
+        # 8-byte words (seq, header counters) are read as one aligned load each.
+        self._words = memoryview(self._buf).cast("Q")
+        self._first_word = self.layout.slots_offset // 8
         self._slots_offset = self.layout.slots_offset
-        self._table = SymbolTable(self._buf, self.layout, path=str(self.path))
+        self._table = SymbolTable(self._buf, self._words, self.layout, path=str(self.path))
         self._names: list[str] = []
         written = self.written()
         self._cursor = written if start == "latest" else max(0, written - self.capacity + 1)
@@ -113,7 +116,8 @@ class RingReader:
     def close(self) -> None:
         """Unmap the ring (again: no effect)."""
         if not self._buf.closed:
-            del self._slots, self._seq
+            del self._slots, self._seq, self._raw
+            self._words.release()
             self._buf.close()
 
     @property
@@ -152,7 +156,7 @@ class RingReader:
         slots = numbers & np.uint64(self.capacity - 1)
         # Three separate copies, in this order: seq, records, seq again.
         before = self._seq[slots]
-        ticks: np.ndarray = self._slots[slots]
+        ticks: np.ndarray = self._raw[slots].view(TICK_DTYPE)
         after = self._seq[slots]
         expected = 2 * numbers + 2
         intact = (before == expected) & (after == expected)
@@ -167,19 +171,19 @@ class RingReader:
 
     def read(self) -> Tick | None:
         """The next untorn tick, or None when there is none yet."""
-        buf, mask = self._buf, self.capacity - 1
+        buf, words, mask = self._buf, self._words, self.capacity - 1
         while True:
             written = self._available()
             n = self._cursor
             if n >= written:
                 return None
-            offset = self._slots_offset + (n & mask) * 64
+            word = self._first_word + (n & mask) * 8
             expected = 2 * n + 2
-            if U64.unpack_from(buf, offset)[0] == expected:
+            if words[word] == expected:
                 recv_ns, src_ns, price, bid, ask, size, sid_id, _ = BODY.unpack_from(
-                    buf, offset + 8
+                    buf, word * 8 + 8
                 )
-                if U64.unpack_from(buf, offset)[0] == expected:
+                if words[word] == expected:
                     self._cursor = n + 1
                     return Tick(
                         n, self.symbol(sid_id), price, _seconds(src_ns), bid, ask, size, recv_ns
@@ -257,7 +261,7 @@ class RingReader:
         self._cursor = oldest
 
     def _header(self, offset: int) -> int:
-        return int(U64.unpack_from(self._buf, offset)[0])
+        return int(self._words[offset // 8])
 
 
 def _seconds(ns: int) -> float:

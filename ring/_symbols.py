@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import mmap
 
-from ring._layout import SYMBOL_BYTES, SYMBOL_COUNT_OFFSET, U64, Layout
+from ring._layout import SYMBOL_BYTES, SYMBOL_COUNT_OFFSET, Layout
 from tickbus.errors import RingError
 
 
@@ -16,15 +16,16 @@ class SymbolTable:
     Names are never changed or removed.
     """
 
-    def __init__(self, buf: mmap.mmap, layout: Layout, *, path: str) -> None:
+    def __init__(self, buf: mmap.mmap, words: memoryview, layout: Layout, *, path: str) -> None:
         self._buf = buf
+        self._words = words  # the ring as aligned 8-byte words
         self._offset = layout.symbols_offset
         self._capacity = layout.symbol_capacity
         self._path = path
 
     def count(self) -> int:
         """How many names the table holds."""
-        return int(U64.unpack_from(self._buf, SYMBOL_COUNT_OFFSET)[0])
+        return int(self._words[SYMBOL_COUNT_OFFSET // 8])
 
     def names(self) -> list[str]:
         """Every name, by id."""
@@ -51,5 +52,5 @@ class SymbolTable:
             )
         start = self._offset + index * SYMBOL_BYTES
         self._buf[start : start + SYMBOL_BYTES] = encoded.ljust(SYMBOL_BYTES, b"\0")
-        U64.pack_into(self._buf, SYMBOL_COUNT_OFFSET, index + 1)
+        self._words[SYMBOL_COUNT_OFFSET // 8] = index + 1
         return index

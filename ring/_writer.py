@@ -8,6 +8,7 @@ import os
 import struct
 import time
 from collections.abc import Mapping
+from time import time_ns
 from types import TracebackType
 from typing import Any
 
@@ -35,6 +36,9 @@ MAX_CHUNK = 4096
 memcpy switches to non-temporal stores, which x86 does not keep in order."""
 
 _NAN = math.nan
+_RAW = np.dtype("V64")
+_pack_body = BODY.pack_into
+_INDEX_WORD = WRITE_INDEX_OFFSET // 8
 MAX_TS = 9.2e9
 """Latest ts (seconds) a record holds: int64 nanoseconds end in 2262."""
 
@@ -94,12 +98,20 @@ class RingWriter:
         self._slots = np.frombuffer(
             self._buf, TICK_DTYPE, self.layout.capacity, self.layout.slots_offset
         )
-        self._table = SymbolTable(self._buf, self.layout, path=str(self.path))
+        # numpy copies structured records field by field, ~14x slower than the
+        # same bytes as V64: every record copy goes through this raw view.
+        self._raw = self._slots.view(_RAW)
+        # One aligned 8-byte store per item, where struct.pack_into zeroes the
+        # field first and then writes it byte by byte.
+        self._words = memoryview(self._buf).cast("Q")
+        self._first_word = self.layout.slots_offset // 8
+        self._table = SymbolTable(self._buf, self._words, self.layout, path=str(self.path))
         self._ids = {sid: index for index, sid in enumerate(self._table.names())}
-        self._n = int(U64.unpack_from(self._buf, WRITE_INDEX_OFFSET)[0])
-        self.epoch = int(U64.unpack_from(self._buf, EPOCH_OFFSET)[0]) + 1
-        U64.pack_into(self._buf, EPOCH_OFFSET, self.epoch)
-        U64.pack_into(self._buf, WRITER_PID_OFFSET, os.getpid())
+        words = self._words
+        self._n = int(words[_INDEX_WORD])
+        self.epoch = int(words[EPOCH_OFFSET // 8]) + 1
+        words[EPOCH_OFFSET // 8] = self.epoch
+        words[WRITER_PID_OFFSET // 8] = os.getpid()
 
     def _lock(self) -> None:
         try:
@@ -139,7 +151,8 @@ class RingWriter:
     def close(self) -> None:
         """Unmap the ring and release the writer lock; the ring stays readable. Idempotent."""
         if not self._buf.closed:
-            del self._slots
+            del self._slots, self._raw
+            self._words.release()
             self._buf.close()
             os.close(self._fd)
 
@@ -184,15 +197,15 @@ class RingWriter:
         if not 0.0 <= ts < MAX_TS:
             raise RingError(f"ts {ts!r} does not fit the ring's int64 nanoseconds")
         n = self._n
-        offset = self._slots_offset + (n & self._mask) * 64
-        buf = self._buf
-        U64.pack_into(buf, offset, 2 * n + 1)
-        BODY.pack_into(
-            buf, offset + 8, time.time_ns(), round(ts * 1e9), price, bid, ask, size, sid_id, 0
+        word = self._first_word + (n & self._mask) * 8
+        words = self._words
+        words[word] = 2 * n + 1
+        _pack_body(
+            self._buf, word * 8 + 8, time_ns(), round(ts * 1e9), price, bid, ask, size, sid_id, 0
         )
-        U64.pack_into(buf, offset, 2 * n + 2)
+        words[word] = 2 * n + 2
         self._n = n + 1
-        U64.pack_into(buf, WRITE_INDEX_OFFSET, n + 1)
+        words[_INDEX_WORD] = n + 1
         return n
 
     def write_quote(self, quote: Mapping[str, Any]) -> int:
@@ -226,7 +239,7 @@ class RingWriter:
     def _write_chunk(self, chunk: np.ndarray) -> None:
         n0, count = self._n, len(chunk)
         numbers = np.arange(n0, n0 + count, dtype=np.uint64)
-        records = chunk.copy()
+        records = chunk.view(_RAW).copy().view(TICK_DTYPE)
         records["seq"] = 2 * numbers + 1
         unstamped = records["recv_ns"] == 0
         if unstamped.any():
@@ -235,12 +248,13 @@ class RingWriter:
         seq = self._slots["seq"]
         for slot, src, length in parts:
             seq[slot : slot + length] = records["seq"][src : src + length]
+        raw = records.view(_RAW)
         for slot, src, length in parts:
-            self._slots[slot : slot + length] = records[src : src + length]
+            self._raw[slot : slot + length] = raw[src : src + length]
         for slot, src, length in parts:
             seq[slot : slot + length] = 2 * numbers[src : src + length] + 2
         self._n = n0 + count
-        U64.pack_into(self._buf, WRITE_INDEX_OFFSET, self._n)
+        self._words[_INDEX_WORD] = self._n
 
 
 def _contiguous_parts(first_slot: int, count: int, capacity: int) -> list[tuple[int, int, int]]:

@@ -136,7 +136,8 @@ class Tally:
         expected = self.start if self.last is None else self.last + 1
         if self.last is not None and first <= self.last:
             self.disorder += 1
-        self.gaps += first - expected
+        # Before this batch, and inside it: read_batch leaves out overwritten ticks.
+        self.gaps += (first - expected) + (last - first + 1 - count)
         if self.first is None:
             self.first = first
         self.last = last

@@ -4,9 +4,11 @@ from tickbus.errors import (
     AlgorithmError,
     AlgorithmUnavailable,
     ConfigError,
+    NotInitialized,
     PortfolioError,
     QuoteRejected,
     RingError,
+    SwapFailed,
     TickbusError,
 )
 
@@ -14,8 +16,10 @@ __all__ = [
     "AlgorithmError",
     "AlgorithmUnavailable",
     "ConfigError",
+    "NotInitialized",
     "PortfolioError",
     "QuoteRejected",
     "RingError",
+    "SwapFailed",
     "TickbusError",
 ]

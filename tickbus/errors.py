@@ -24,6 +24,26 @@ class ConfigError(TickbusError):
         self.reason = reason
 
 
+class NotInitialized(ConfigError):
+    """An algorithm was called before `initialize(params)`.
+
+    Over RPC it arrives as a remote error of this name: the bridge reads it as
+    "this server restarted" and initialises it again.
+    """
+
+
+class SwapFailed(TickbusError):
+    """A bridge tried a swap and kept its old algorithm.
+
+    Attributes:
+        reason: Why the new algorithm could not take over.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class QuoteRejected(TickbusError):
     """A payload is not a valid quote (or array of quotes).
 
