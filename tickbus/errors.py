@@ -9,11 +9,7 @@ from __future__ import annotations
 
 
 class TickbusError(Exception):
-    """Base class of every error tickbus raises on purpose."""
-
-
-class ConfigError(TickbusError):
-    """A setting, URL, flag or parameter is not usable.
+    """Base class of every error tickbus raises on purpose.
 
     Attributes:
         reason: What is wrong, in words a user can act on.
@@ -22,6 +18,14 @@ class ConfigError(TickbusError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class ConfigError(TickbusError):
+    """A setting, URL, flag or parameter is not usable.
+
+    Attributes:
+        reason: What is wrong, in words a user can act on.
+    """
 
 
 class NotInitialized(ConfigError):
@@ -39,10 +43,6 @@ class SwapFailed(TickbusError):
         reason: Why the new algorithm could not take over.
     """
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
 
 class QuoteRejected(TickbusError):
     """A payload is not a valid quote (or array of quotes).
@@ -51,10 +51,6 @@ class QuoteRejected(TickbusError):
         reason: Why it was rejected, e.g. ``"price must be > 0, got -1.0"``.
     """
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
 
 class PortfolioError(TickbusError):
     """A portfolio operation would break an invariant (negative cash, short sale).
@@ -62,10 +58,6 @@ class PortfolioError(TickbusError):
     Attributes:
         reason: Which invariant, with the figures involved.
     """
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 class AlgorithmUnavailable(TickbusError):
@@ -77,9 +69,11 @@ class AlgorithmUnavailable(TickbusError):
     """
 
     def __init__(self, endpoint: str, reason: str) -> None:
-        super().__init__(f"algorithm at {endpoint}: {reason}")
+        super().__init__(reason)
         self.endpoint = endpoint
-        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"algorithm at {self.endpoint}: {self.reason}"
 
 
 class AlgorithmError(TickbusError):
@@ -91,9 +85,11 @@ class AlgorithmError(TickbusError):
     """
 
     def __init__(self, endpoint: str, reason: str) -> None:
-        super().__init__(f"algorithm at {endpoint}: {reason}")
+        super().__init__(reason)
         self.endpoint = endpoint
-        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"algorithm at {self.endpoint}: {self.reason}"
 
 
 class RingError(TickbusError):
@@ -102,7 +98,3 @@ class RingError(TickbusError):
     Attributes:
         reason: What is wrong, with the path and the figures involved.
     """
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
