@@ -7,6 +7,8 @@ import signal
 import subprocess
 from pathlib import Path
 
+import zerorpc
+
 from tests.support import (
     Processes,
     free_port,
@@ -266,3 +268,55 @@ def test_overlapping_channels_deliver_each_quote_once(
         wait_until(lambda: algo_state(rpc)["received"][-1][0] == "Z", timeout=10, what="Z")
     assert [r[0] for r in algo_state(rpc)["received"]] == [sid, "Y", "Z"]
     assert received[:2] == [[sid, 1.0, 1.0], ["Y", 3.0, 1.0]]
+
+
+def test_a_server_restarted_at_once_on_the_same_address_is_initialised_again(
+    procs: Processes, mqtt_url: str, mosquitto_port: int, algo_state
+) -> None:  # type: ignore[no-untyped-def]
+    name, sid = unique("quick"), unique("Q").upper()
+    topic, spec = f"quotes/{sid}", "tests.algos_for_tests:RecordingAlgo"
+    addr = f"tcp://127.0.0.1:{free_port()}"
+    with recorder(mosquitto_port, f"status/bridge/{name}") as rec:
+        server = procs.tickbus("algo", "serve", spec, "--addr", addr, name="algo1")
+        wait_until(lambda: "serving" in server.log(), timeout=15, what="server")
+        start_bridge(procs, mqtt_url, addr, name, f"channels={topic}")
+        wait_online(rec, name)
+        server.signal(signal.SIGKILL)
+        server.wait(timeout=5)
+        again = procs.tickbus("algo", "serve", spec, "--addr", addr, name="algo2")
+        wait_until(lambda: "serving" in again.log(), timeout=15, what="restarted server")
+        for i in range(5):  # the bridge has not noticed: its first call finds a fresh server
+            rec.publish(topic, json.dumps({"sid": sid, "price": 1.0, "ts": i + 1}))
+        received = wait_until(
+            lambda: _received_or_none(algo_state, addr, 5), timeout=20, what="5 quotes"
+        )
+    assert [r[1] for r in received] == [1.0, 2.0, 3.0, 4.0, 5.0]
+
+
+def _received_or_none(algo_state, addr: str, count: int):  # type: ignore[no-untyped-def]
+    try:
+        received = algo_state(addr)["received"]
+    except zerorpc.RemoteError:  # not initialised again yet
+        return None
+    return received if len(received) >= count else None
+
+
+def test_wide_channels_do_not_feed_the_bridge_its_own_messages(
+    procs: Processes, mqtt_url: str, mosquitto_port: int, algo_state
+) -> None:  # type: ignore[no-untyped-def]
+    """Channels that merge into a wide subscription (here +/#) must not loop dead letters."""
+    name, sid = unique("wide"), unique("V").upper()
+    with recorder(mosquitto_port, "deadletter/bridge", f"status/bridge/{name}") as rec:
+        rpc = serve_algorithm(procs, "tests.algos_for_tests:RecordingAlgo")
+        start_bridge(procs, mqtt_url, rpc, name, f'channels=["quotes/#", "+/{sid}"]')
+        wait_online(rec, name)
+        rec.publish(f"quotes/{sid}", b"not a quote")
+        rec.publish(f"quotes/{sid}", json.dumps({"sid": sid, "price": 2.0, "ts": 1}))
+        wait_until(lambda: algo_state(rpc)["received"], timeout=10, what="the good quote")
+        wait_until(
+            lambda: any(s.get("ignored") for s in rec.json_on(f"status/bridge/{name}")),
+            timeout=10,
+            what="status/ messages ignored, not decoded",
+        )
+        mine = [d for d in rec.json_on("deadletter/bridge") if d["by"] == name]
+    assert [d["topic"] for d in mine] == [f"quotes/{sid}"], "exactly one letter, no echo"
