@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -10,6 +12,33 @@ from broker import MqttSettings, mqtt_option, validate_name
 from feeds._config import CsvFeedConfig, SyntheticFeedConfig, WireFormat
 from feeds._run import run_csv, run_synthetic
 from tickbus.errors import ConfigError, RingError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_batch_options = (
+    click.option(
+        "--batch",
+        type=click.IntRange(min=1),
+        default=1,
+        show_default=True,
+        help="Pack up to N quotes of one symbol into each MQTT message (a msgpack array), "
+        "for high rates; bridges decode packed and single messages alike.",
+    ),
+    click.option(
+        "--batch-ms",
+        type=click.FloatRange(min=0.1),
+        default=10.0,
+        show_default=True,
+        help="Milliseconds a quote may wait for its pack to fill.",
+    ),
+)
+
+
+def _with_batch_options(function: F) -> F:
+    for option in reversed(_batch_options):
+        function = option(function)
+    return function
+
 
 _format_option = click.option(
     "--format",
@@ -54,6 +83,7 @@ def feed_group() -> None:
 @click.option(
     "--no-mqtt", is_flag=True, help="Publish to the --ring only, not to MQTT (and no status)."
 )
+@_with_batch_options
 def synthetic_command(
     mqtt: MqttSettings,
     symbols: str,
@@ -64,6 +94,8 @@ def synthetic_command(
     wire_format: WireFormat,
     ring: str | None,
     no_mqtt: bool,
+    batch: int,
+    batch_ms: float,
 ) -> None:
     """Publish a random walk per symbol (positive prices, bid < ask).
 
@@ -77,6 +109,8 @@ def synthetic_command(
         config = SyntheticFeedConfig(
             mqtt=None if no_mqtt else mqtt,
             ring=ring,
+            batch=batch,
+            batch_ms=batch_ms,
             symbols=_parse_symbols(symbols),
             rate=rate,
             count=count,
@@ -102,8 +136,15 @@ def synthetic_command(
 )
 @click.option("--name", default=None, help="Name on status/feed/NAME [default: csv-FILESTEM].")
 @_format_option
+@_with_batch_options
 def csv_command(
-    path: Path, mqtt: MqttSettings, speed: float, name: str | None, wire_format: WireFormat
+    path: Path,
+    mqtt: MqttSettings,
+    speed: float,
+    name: str | None,
+    wire_format: WireFormat,
+    batch: int,
+    batch_ms: float,
 ) -> None:
     """Replay quotes from a CSV file with columns ts,sid,price (optional bid,ask,size).
 
@@ -117,6 +158,8 @@ def csv_command(
             speed=speed,
             name=validate_name(name or f"csv-{path.stem}"),
             wire_format=wire_format,
+            batch=batch,
+            batch_ms=batch_ms,
         )
         published, rejected = run_csv(config)
     except ConfigError as exc:

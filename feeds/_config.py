@@ -24,6 +24,9 @@ class SyntheticFeedConfig:
         name: The feed's name on ``status/feed/<name>``.
         wire_format: ``json`` (readable) or ``msgpack`` (compact).
         ring: A ring (name or path) to write every quote into as well.
+        batch: Quotes of one symbol packed per MQTT message (a msgpack array);
+            1 (the default) sends one quote per message in `wire_format`.
+        batch_ms: Milliseconds a quote may wait for its pack to fill (default 10).
     """
 
     mqtt: MqttSettings | None
@@ -34,6 +37,8 @@ class SyntheticFeedConfig:
     name: str = "synthetic"
     wire_format: WireFormat = "json"
     ring: str | None = None
+    batch: int = 1
+    batch_ms: float = 10.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,6 +53,9 @@ class CsvFeedConfig:
             as possible.
         name: The feed's name on ``status/feed/<name>``.
         wire_format: ``json`` or ``msgpack``.
+        batch: Quotes of one symbol packed per MQTT message (a msgpack array);
+            1 (the default) sends one quote per message in `wire_format`.
+        batch_ms: Milliseconds a quote may wait for its pack to fill (default 10).
     """
 
     mqtt: MqttSettings
@@ -55,3 +63,5 @@ class CsvFeedConfig:
     speed: float = 1.0
     name: str = "csv"
     wire_format: WireFormat = "json"
+    batch: int = 1
+    batch_ms: float = 10.0

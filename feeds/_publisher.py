@@ -19,6 +19,7 @@ from broker import (
     quote_topic,
 )
 from feeds._config import WireFormat
+from feeds._packer import Packer
 from ring import RingWriter
 from tickbus.errors import ConfigError
 
@@ -45,6 +46,9 @@ class QuotePublisher:
         name: The feed's name on its status topic.
         wire_format: Encoding of MQTT payloads.
         ring: Name or path of a ring to write every quote into as well.
+        pack_size: Above 1, MQTT messages are msgpack arrays of up to this many
+            quotes of one symbol (see `Packer`); the ring gets every quote at once.
+        pack_wait: Seconds a quote may wait for its pack to fill (None: no limit).
 
     Raises:
         ConfigError: Neither MQTT nor a ring was given.
@@ -57,6 +61,8 @@ class QuotePublisher:
         name: str,
         wire_format: WireFormat,
         ring: str | None = None,
+        pack_size: int = 1,
+        pack_wait: float | None = None,
     ) -> None:
         if settings is None and ring is None:
             raise ConfigError("a feed needs somewhere to publish: MQTT, a ring, or both")
@@ -71,6 +77,8 @@ class QuotePublisher:
         self._encode: Callable[[Quote], bytes] = (
             encode_quote_json if wire_format == "json" else lambda q: encode_quotes_msgpack([q])
         )
+        self._pack_wait = 0.1 if pack_wait is None else pack_wait
+        self._packer = None if pack_size <= 1 else Packer(size=pack_size, max_wait=pack_wait)
         self._started = time.monotonic()
         self._next_stats = 0.0
 
@@ -92,6 +100,8 @@ class QuotePublisher:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self._packer is not None:
+            self._send_packs(self._packer.drain())
         self._publish_stats()
         self._stack.close()
 
@@ -101,14 +111,26 @@ class QuotePublisher:
             quote["ts"] = time.time()
         if self._ring is not None:
             self._ring.write_quote(quote)
-        if self._bus is not None:
-            info = self._bus.publish(quote_topic(quote["sid"]), self._encode(quote))
-            if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                self.dropped += 1
-                return
-        self.published += 1
+        if self._bus is None:
+            self.published += 1
+        elif self._packer is not None:
+            self._send_packs(self._packer.add(quote))
+        else:
+            self._send(quote["sid"], self._encode(quote), 1)
         if time.monotonic() >= self._next_stats:
             self._publish_stats()
+
+    def _send_packs(self, packs: list[list[Quote]]) -> None:
+        for pack in packs:
+            self._send(pack[0]["sid"], encode_quotes_msgpack(pack), len(pack))
+
+    def _send(self, sid: str, payload: bytes, quotes: int) -> None:
+        assert self._bus is not None
+        info = self._bus.publish(quote_topic(sid), payload)
+        if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+            self.published += quotes
+        else:
+            self.dropped += quotes
 
     def reject(self, reason: str, payload: bytes) -> None:
         """Count an input record the feed could not turn into a quote; dead-letter it on MQTT."""
@@ -119,10 +141,12 @@ class QuotePublisher:
     def sleep_until(self, deadline: float) -> None:
         """Sleep until `time.monotonic()` reaches `deadline`, waking early when stopping."""
         while not self.stopping:
+            if self._packer is not None:
+                self._send_packs(self._packer.due())
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
-            time.sleep(min(remaining, 0.1))
+            time.sleep(min(remaining, 0.1, self._pack_wait))
 
     def _publish_stats(self) -> None:
         self._next_stats = time.monotonic() + STATS_INTERVAL_S

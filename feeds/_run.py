@@ -23,7 +23,12 @@ def run_synthetic(config: SyntheticFeedConfig) -> int:
     walk = RandomWalk(config.symbols, seed=config.seed)
     interval = 1.0 / config.rate if config.rate > 0 else 0.0
     feed = QuotePublisher(
-        config.mqtt, name=config.name, wire_format=config.wire_format, ring=config.ring
+        config.mqtt,
+        name=config.name,
+        wire_format=config.wire_format,
+        ring=config.ring,
+        pack_size=config.batch,
+        pack_wait=config.batch_ms / 1000,
     )
     with feed:
         start = time.monotonic()
@@ -33,7 +38,7 @@ def run_synthetic(config: SyntheticFeedConfig) -> int:
             if interval:
                 feed.sleep_until(start + i * interval)
             feed.publish(quote)
-        return feed.published
+    return feed.published  # after the with: a pack still open is sent on exit
 
 
 def run_csv(config: CsvFeedConfig) -> tuple[int, int]:
@@ -48,7 +53,14 @@ def run_csv(config: CsvFeedConfig) -> tuple[int, int]:
         ConfigError: The file cannot be read or its header is wrong.
     """
     rows = read_csv_quotes(config.path)
-    with QuotePublisher(config.mqtt, name=config.name, wire_format=config.wire_format) as feed:
+    feed = QuotePublisher(
+        config.mqtt,
+        name=config.name,
+        wire_format=config.wire_format,
+        pack_size=config.batch,
+        pack_wait=config.batch_ms / 1000,
+    )
+    with feed:
         start = time.monotonic()
         first_ts: float | None = None
         for row in rows:
@@ -63,4 +75,4 @@ def run_csv(config: CsvFeedConfig) -> tuple[int, int]:
             if config.speed > 0:
                 feed.sleep_until(start + (row.quote["ts"] - first_ts) / config.speed)
             feed.publish(row.quote)
-        return feed.published, feed.rejected
+    return feed.published, feed.rejected
