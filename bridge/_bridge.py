@@ -11,8 +11,12 @@ between calls. Because commands are applied only between calls, a swap splits
 the quote stream cleanly: each quote goes to the old or to the new algorithm,
 exactly once.
 
+A feed faster than the algorithm fills the inbox up to ``--max-pending``;
+beyond that the ``--overflow`` policy conflates, drops or blocks (`Overflow`),
+and counts every quote it removes.
+
 When the algorithm stops answering, the undelivered batch is put back, quotes
-keep queueing (bounded: the oldest are dropped and counted), the status says
+keep queueing (bounded by the same policy), the status says
 ``degraded``, and the bridge retries until the server is back, then calls
 ``initialize`` again and delivers what it kept.
 """
@@ -23,6 +27,7 @@ import json
 import logging
 import signal
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,8 +35,9 @@ import gevent
 
 from bridge._config import BridgeConfig
 from bridge._control import SwapCommand, parse_control
-from bridge._inbox import Entry, Inbox
+from bridge._inbox import Inbox
 from bridge._link import AlgorithmLink
+from bridge._overflow import Entry
 from bridge._ring_source import RingSource
 from broker import (
     BusClient,
@@ -77,7 +83,9 @@ class Bridge:
 
     def __init__(self, config: BridgeConfig) -> None:
         self._config = config
-        self._inbox: Inbox[SwapCommand] = Inbox(capacity=config.max_pending)
+        self._inbox: Inbox[SwapCommand] = Inbox(
+            capacity=config.max_pending, overflow=config.overflow
+        )
         self._control_topic = control_topic(COMPONENT, config.name)
         self._orders_topic = orders_topic(config.name)
         self._counters = BridgeCounters()
@@ -113,10 +121,13 @@ class Bridge:
             gevent.signal_handler(signum, self.stop)
         try:
             with self._bus as bus:
-                bus.subscribe([self._control_topic], qos=1)
-                if self._ring is not None:
-                    self._ring.start()
-                self._serve()
+                try:
+                    bus.subscribe([self._control_topic], qos=1)
+                    if self._ring is not None:
+                        self._ring.start()
+                    self._serve()
+                finally:
+                    self._inbox.close()  # a producer blocked on a full inbox must not hang us
         finally:
             if self._ring is not None:
                 self._ring.close()
@@ -230,6 +241,7 @@ class Bridge:
         self._link, self._endpoint, self._channels = link, link.endpoint, channels
         self._routes.clear()
         self._problem = None
+        self._inbox.set_draining(True)
         log.info("forwarding %s to %s", channels, link.endpoint)
         self._publish_stats()
 
@@ -245,8 +257,7 @@ class Bridge:
         try:
             orders = self._link.events(quotes)
         except AlgorithmUnavailable as exc:
-            self._inbox.requeue(routed)
-            self._lose_link(exc.reason)
+            self._lose_link(exc.reason, undelivered=routed)
             return
         except AlgorithmError as exc:
             self._counters.algo_errors += 1
@@ -280,8 +291,10 @@ class Bridge:
             self._bus.publish(self._orders_topic, payload, qos=1)
             self._counters.orders += 1
 
-    def _lose_link(self, reason: str) -> None:
+    def _lose_link(self, reason: str, *, undelivered: Sequence[Entry] = ()) -> None:
         assert self._link is not None
+        self._inbox.set_draining(False)  # before the requeue: nobody will make room now
+        self._inbox.requeue(undelivered)
         self._link.close()
         self._link = None
         self._set_problem(reason)
@@ -329,7 +342,11 @@ class Bridge:
             ignored=self._ignored,
             rejected=self._rejected,
             pending=len(self._inbox),
+            overflow=self._inbox.overflow.value,
+            max_pending=self._inbox.capacity,
+            conflated=self._inbox.conflated,
             dropped=self._inbox.dropped,
+            blocked_s=round(self._inbox.blocked_s, 3),
             handler_errors=self._bus.handler_errors,
             mqtt_reconnects=self._bus.reconnects,
             source="mqtt" if self._config.ring is None else f"ring://{self._config.ring}",

@@ -11,6 +11,7 @@ from algos.server import heartbeat_option, params_option
 from bridge._bridge import Bridge
 from bridge._config import BridgeConfig
 from bridge._control import request_swap
+from bridge._overflow import Overflow
 from broker import MqttSettings, mqtt_option, validate_name
 from tickbus.errors import ConfigError, RingError, SwapFailed
 
@@ -53,10 +54,21 @@ from tickbus.errors import ConfigError, RingError, SwapFailed
 @click.option(
     "--max-pending",
     type=click.IntRange(min=1),
-    default=100_000,
+    default=10_000,
     show_default=True,
-    help="Quotes kept while the algorithm is busy or down; beyond that the oldest "
-    "are dropped and counted on the status topic.",
+    help="Quotes kept while the algorithm is busy or down; beyond that --overflow "
+    "applies. With conflate, keep it well above the number of symbols.",
+)
+@click.option(
+    "--overflow",
+    type=click.Choice([policy.value for policy in Overflow]),
+    default=Overflow.CONFLATE.value,
+    show_default=True,
+    callback=lambda _ctx, _param, value: Overflow(value),
+    help="When --max-pending quotes wait: conflate keeps only the newest quote of each "
+    "symbol, drop-oldest drops the oldest, block makes the source wait for the "
+    "algorithm (while the algorithm is down, block drops the oldest). Every quote "
+    "conflated or dropped is counted on status/bridge/NAME.",
 )
 def bridge_command(
     mqtt: MqttSettings,
@@ -68,6 +80,7 @@ def bridge_command(
     source: str | None,
     max_batch: int,
     max_pending: int,
+    overflow: Overflow,
 ) -> None:
     """Forward the quotes an algorithm asks for to it, and publish its orders.
 
@@ -75,7 +88,7 @@ def bridge_command(
     channels it returns, sends quotes in batches with events(quotes) (one call
     in flight), and publishes each order as JSON on orders/NAME. Bad payloads
     go to deadletter/bridge. If the algorithm dies, the bridge keeps the quotes
-    (up to --max-pending), reports "degraded" on status/bridge/NAME, and
+    (up to --max-pending, then --overflow applies), reports "degraded" on status/bridge/NAME, and
     re-initialises the server when it is back. `tickbus swap` points it at
     another server while quotes keep flowing.
     """
@@ -89,6 +102,7 @@ def bridge_command(
             heartbeat=heartbeat,
             rpc_timeout=rpc_timeout,
             max_pending=max_pending,
+            overflow=overflow,
             max_batch=max_batch,
         )
         Bridge(config).run()

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from algos.server import DEFAULT_HEARTBEAT_S
+from bridge._overflow import Overflow
 from broker import MqttSettings
 
 
@@ -25,8 +26,10 @@ class BridgeConfig:
         heartbeat: zerorpc heartbeat period in seconds; must equal the server's (1.0).
         rpc_timeout: Seconds one call may take before the algorithm counts as
             unavailable (30.0).
-        max_pending: Quotes kept while the algorithm is busy or down; beyond
-            that the oldest are dropped and counted (100,000).
+        max_pending: Quotes kept while the algorithm is busy or down (10,000);
+            beyond that the `overflow` policy applies.
+        overflow: What a full queue does (`Overflow`): conflate to the newest
+            quote per symbol (the default), drop the oldest, or block the source.
         max_batch: Most quotes sent in one ``events`` call (5,000), so one call
             stays well inside `rpc_timeout` even with a backlog.
         stats_interval: Seconds between status messages with counters (1.0).
@@ -40,7 +43,8 @@ class BridgeConfig:
     params: Mapping[str, Any] = field(default_factory=dict)
     heartbeat: float = DEFAULT_HEARTBEAT_S
     rpc_timeout: float = 30.0
-    max_pending: int = 100_000
+    max_pending: int = 10_000
+    overflow: Overflow = Overflow.CONFLATE
     max_batch: int = 5_000
     stats_interval: float = 1.0
     retry_interval: float = 0.5

@@ -6,7 +6,8 @@ import logging
 import threading
 from typing import Any
 
-from bridge._inbox import Entry, Inbox
+from bridge._inbox import Inbox
+from bridge._overflow import Entry
 from broker import quote_topic
 from ring import RingReader
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from algos import Algorithm, Order
@@ -22,3 +23,36 @@ class RecordingAlgo(Algorithm):
 
     def state(self) -> dict[str, Any]:
         return {**super().state(), "received": self.received}
+
+
+class TimingAlgo(RecordingAlgo):
+    """Also keeps, per quote, the seconds from its ``ts`` to the start of the events call."""
+
+    def initialize(self, params: Mapping[str, Any]) -> list[str]:
+        channels = super().initialize(params)
+        self.delays: list[float] = []
+        self._entered = 0.0
+        return channels
+
+    def events(self, quotes: Sequence[Mapping[str, Any]]) -> list[Order]:
+        self._entered = time.time()
+        return super().events(quotes)
+
+    def event(self, quote: Mapping[str, Any]) -> list[Order]:
+        self.delays.append(self._entered - quote["ts"])
+        return super().event(quote)
+
+    def state(self) -> dict[str, Any]:
+        return {**super().state(), "delays": self.delays}
+
+
+class SlowAlgo(RecordingAlgo):
+    """A RecordingAlgo slower than its feed: every events call takes ``delay_s`` (param) more."""
+
+    def initialize(self, params: Mapping[str, Any]) -> list[str]:
+        self._delay = float(params.get("delay_s", 0.05))
+        return super().initialize(params)
+
+    def events(self, quotes: Sequence[Mapping[str, Any]]) -> list[Order]:
+        time.sleep(self._delay)
+        return super().events(quotes)

@@ -175,10 +175,17 @@ def serve_algorithm(procs: Processes, spec: str, *params: str, app_dir: str = ".
 
 
 def start_bridge(
-    procs: Processes, mqtt_url: str, rpc: str, name: str, *params: str, source: str = "mqtt"
+    procs: Processes,
+    mqtt_url: str,
+    rpc: str,
+    name: str,
+    *params: str,
+    source: str = "mqtt",
+    flags: Sequence[str] = (),
 ) -> Proc:
     """Run `tickbus bridge` for algorithm `rpc` under `name`; `params` become `--param`s."""
     args = ["bridge", "--mqtt", mqtt_url, "--rpc", rpc, "--name", name, "--source", source]
+    args += flags
     for param in params:
         args += ["--param", param]
     return procs.tickbus(*args, name=f"bridge-{name}")

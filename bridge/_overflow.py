@@ -1,0 +1,51 @@
+"""What a bridge does with quotes that arrive faster than its algorithm takes them."""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Iterable
+
+from broker import Quote
+
+Entry = tuple[str, Quote]
+"""A quote and the topic it arrived on."""
+
+
+class Overflow(enum.Enum):
+    """The policy for a full quote queue (``--overflow``).
+
+    ``conflate`` (the default): the queue is compacted to the newest quote of
+    each symbol (per topic), so a slow algorithm always ends up with the latest
+    price of everything, and memory stays bounded; the older quotes are
+    counted as ``conflated``.
+    ``drop-oldest``: the oldest quotes are dropped and counted as ``dropped``.
+    ``block``: the source waits until the algorithm has taken quotes, pushing
+    back on the broker (or, with a ring, letting the ring overrun and count
+    its ``ring_lost``); nothing is dropped while the algorithm keeps taking
+    quotes. While it is unreachable nothing drains the queue, and waiting
+    would stall the MQTT connection itself (no keepalive, no status), so the
+    oldest quotes are then dropped and counted, as with ``drop-oldest``.
+
+    In every policy nothing is lost while the queue has room.
+    """
+
+    CONFLATE = "conflate"
+    DROP_OLDEST = "drop-oldest"
+    BLOCK = "block"
+
+
+def newest_per_symbol(entries: Iterable[Entry]) -> list[Entry]:
+    """The newest entry of each (topic, symbol), in the order those newest entries arrived."""
+    newest: dict[tuple[str, str], Entry] = {}
+    for entry in reversed(list(entries)):
+        newest.setdefault((entry[0], entry[1]["sid"]), entry)
+    return list(reversed(newest.values()))
+
+
+def drop_oldest(queue: deque[Entry], keep: int) -> int:
+    """Drop the oldest entries of `queue` until at most `keep` remain; returns how many."""
+    excess = max(0, len(queue) - keep)
+    for _ in range(excess):
+        queue.popleft()
+    return excess
