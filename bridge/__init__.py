@@ -1,7 +1,8 @@
 """The per-algorithm bridge: MQTT quotes in, zerorpc calls out, orders back, swap control.
 
-Public API: `Bridge` and its `BridgeConfig` (with the `Overflow` policies); `request_swap` (what `tickbus swap`
-does; it raises `tickbus.errors.SwapFailed`); the click commands for the umbrella CLI.
+Public API: `Bridge` and its `BridgeConfig` (with the `Overflow` policies);
+`request_swap` (what `tickbus swap` does; it raises `tickbus.errors.SwapFailed`);
+the click commands for the umbrella CLI.
 """
 
 from bridge._bridge import Bridge

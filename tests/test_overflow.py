@@ -115,7 +115,9 @@ def test_a_lone_quote_reaches_the_algorithm_within_a_few_milliseconds(
         start_bridge(procs, mqtt_url, rpc, name, f"channels=quotes/{sid}")
         wait_online(rec, name)
         for _ in range(20):
-            rec.publish(f"quotes/{sid}", json.dumps({"sid": sid, "price": 1.0, "ts": time.time()}), qos=0)
+            rec.publish(
+                f"quotes/{sid}", json.dumps({"sid": sid, "price": 1.0, "ts": time.time()}), qos=0
+            )
             time.sleep(0.05)  # idle in between: every quote is alone
         delays = wait_until(
             lambda: len(d := algo_state(rpc)["delays"]) == 20 and d, timeout=10, what="20 quotes"
