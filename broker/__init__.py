@@ -43,6 +43,7 @@ from broker._codec import (
 from broker._launcher import (
     LocalBrokerConfig,
     broker_listening,
+    find_mosquitto,
     mosquitto_config,
     run_local_broker,
 )
@@ -86,6 +87,7 @@ __all__ = [
     "encode_quotes_msgpack",
     "fills_topic",
     "filter_covers",
+    "find_mosquitto",
     "minimal_filters",
     "mosquitto_config",
     "mqtt_option",

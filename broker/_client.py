@@ -1,8 +1,9 @@
 """One MQTT connection of a tickbus component, configured the way the bus needs it.
 
 Every component (feed, bridge, view) talks to the broker through a `BusClient`:
-paho-mqtt 2.x with `CallbackAPIVersion.VERSION2`, `TCP_NODELAY` on the socket
-(the broker config sets it too), a retained JSON status on
+paho-mqtt 2.x with `CallbackAPIVersion.VERSION2`, MQTT 5 (or 3.1.1 when the
+URL says ``?protocol=3.1.1``, for the embedded amqtt), `TCP_NODELAY` on the socket (the
+broker config sets it too: DESIGN.md, on both sides or on neither), a retained JSON status on
 ``status/<component>/<name>`` with an ``offline`` will, automatic reconnection,
 and subscriptions that are sent again on every (re)connect so a broker restart
 does not silently stop delivery.
@@ -27,7 +28,7 @@ from types import TracebackType
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
@@ -42,6 +43,10 @@ MessageHandler = Callable[[str, bytes], None]
 
 CONNECT_TIMEOUT_S = 10.0
 KEEPALIVE_S = 15
+_OLD_BROKER = "Unsupported protocol version"
+"""paho's text for the refusal of a broker that does not speak the protocol asked for."""
+
+_PROTOCOLS = {"5": MQTTProtocolVersion.MQTTv5, "3.1.1": MQTTProtocolVersion.MQTTv311}
 
 
 class BusClient:
@@ -84,12 +89,14 @@ class BusClient:
         self.handler_errors = 0
         self._refusal: str | None = None
         self._ever_connected = False
-        self._client = self._make_paho_client(component, name)
+        self._client_id = f"tickbus-{component}-{name}-{uuid.uuid4().hex[:6]}"
+        self._client = self._make_paho_client()
 
-    def _make_paho_client(self, component: str, name: str) -> mqtt.Client:
+    def _make_paho_client(self) -> mqtt.Client:
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=f"tickbus-{component}-{name}-{uuid.uuid4().hex[:6]}",
+            client_id=self._client_id,
+            protocol=_PROTOCOLS[self.settings.protocol],
         )
         if self.settings.username is not None:
             client.username_pw_set(self.settings.username, self.settings.password)
@@ -109,14 +116,19 @@ class BusClient:
         self._client.loop_start()
         if not self._connected.wait(self._connect_timeout):
             self._client.loop_stop()
-            why = (
-                f"it refused the connection: {self._refusal}" if self._refusal else "is it running?"
-            )
             raise ConfigError(
                 f"cannot reach the MQTT broker at {self.settings.url} "
-                f"within {self._connect_timeout:g} s; {why}"
+                f"within {self._connect_timeout:g} s; {self._why_not_connected()}"
             )
         return self
+
+    def _why_not_connected(self) -> str:
+        if self._refusal is None:
+            return "is it running?"
+        hint = ""
+        if self._refusal == _OLD_BROKER:
+            hint = " (a broker that speaks only MQTT 3.1.1 needs ?protocol=3.1.1 in the URL)"
+        return f"it refused the connection: {self._refusal}{hint}"
 
     def __exit__(
         self,

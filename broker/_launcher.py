@@ -136,7 +136,7 @@ def run_local_broker(config: LocalBrokerConfig) -> int:
         ConfigError: The chosen engine is not installed, or something already
             listens on ``bind:port``.
     """
-    mosquitto = None if config.engine == "amqtt" else _find_mosquitto()
+    mosquitto = None if config.engine == "amqtt" else find_mosquitto()
     if mosquitto is not None:
         _check_port_free(config)
         return _run_mosquitto(mosquitto, config)
@@ -149,14 +149,17 @@ def run_local_broker(config: LocalBrokerConfig) -> int:
     _check_port_free(config)
     print(
         f"warning: serving MQTT on {config.bind}:{config.port} with the embedded amqtt broker, "
-        "which is meant for trying things out; install mosquitto for anything more",
+        "which is meant for trying things out; install mosquitto for anything more. "
+        f"It speaks MQTT 3.1.1 only: clients connect to mqtt://{config.bind}:{config.port}"
+        "?protocol=3.1.1",
         file=sys.stderr,
         flush=True,
     )
     return asyncio.run(_serve_amqtt(amqtt, config))
 
 
-def _find_mosquitto() -> str | None:
+def find_mosquitto() -> str | None:
+    """The mosquitto executable (on PATH or where packages put it), or None."""
     found = shutil.which("mosquitto")
     if found is not None:
         return found

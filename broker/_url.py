@@ -1,4 +1,4 @@
-"""MQTT connection settings, parsed from ``mqtt://user:pass@host:port`` URLs."""
+"""MQTT connection settings, parsed from ``mqtt://user:pass@host:port[?protocol=3.1.1]`` URLs."""
 
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ MQTT_URL_ENV = "TICKBUS_MQTT_URL"
 """The environment variable the entry points read; nothing in `broker` reads it."""
 
 DEFAULT_MQTT_PORT = 1883
+
+MQTT_PROTOCOLS = ("5", "3.1.1")
+"""The MQTT versions a client can speak; 5 unless the URL says ``?protocol=3.1.1``."""
 
 _REG_NAME = re.compile(r"[\w.~-]+")  # host names: letters (Unicode too), digits, "._~-"
 _BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
@@ -35,6 +38,8 @@ class MqttSettings:
         username: User name, or None to connect anonymously.
         password: Password, or None. Needs a `username` (MQTT sends a password
             only along with a user name).
+        protocol: ``"5"`` (the default) or ``"3.1.1"``, for a broker that
+            speaks only 3.1.1 (the embedded amqtt).
 
     Raises:
         ConfigError: On construction, when `host` is empty, `port` is not an
@@ -45,6 +50,7 @@ class MqttSettings:
     port: int = DEFAULT_MQTT_PORT
     username: str | None = None
     password: str | None = None
+    protocol: str = "5"
 
     def __post_init__(self) -> None:
         if not self.host:
@@ -55,16 +61,19 @@ class MqttSettings:
             raise ConfigError(f"MQTT port must be in 1-65535, got {self.port}")
         if self.password is not None and self.username is None:
             raise ConfigError("an MQTT password needs a user name")
+        if self.protocol not in MQTT_PROTOCOLS:
+            raise ConfigError(f"MQTT protocol must be 5 or 3.1.1, got {self.protocol!r}")
 
     @classmethod
     def from_url(cls, url: str) -> MqttSettings:
-        """Parse ``mqtt://[user[:password]@]host[:port]``.
+        """Parse ``mqtt://[user[:password]@]host[:port][?protocol=5|3.1.1]``.
 
         The scheme is case-insensitive; surrounding whitespace is ignored.
         User name and password are percent-decoded (UTF-8), so ``p%40ss``
         means ``p@ss``; ``user:@host`` gives an empty password, ``user@host``
         none. An IPv6 host is written in brackets (``mqtt://[::1]:1883``) and
-        stored without them. The port defaults to 1883. Error reasons never
+        stored without them. The port defaults to 1883, the protocol to MQTT 5;
+        ``protocol`` is the one query parameter there is. Error reasons never
         quote the user name or password.
 
         Args:
@@ -76,7 +85,8 @@ class MqttSettings:
         Raises:
             ConfigError: Another scheme (only ``mqtt://`` is supported), a
                 missing or malformed host, a bad or out-of-range port, an empty
-                user name, bad percent-encoding, or a path, query or fragment.
+                user name, bad percent-encoding, a path or fragment, or a query
+                other than ``?protocol=5`` or ``?protocol=3.1.1``.
         """
         scheme, sep, rest = url.strip().partition("://")
         if not sep:
@@ -86,12 +96,17 @@ class MqttSettings:
         if scheme.lower() != "mqtt":
             raise ConfigError(f"unsupported URL scheme {scheme!r}: only mqtt:// is supported")
         authority, tail = _split_tail(rest)
-        if tail:
+        protocol = "5"
+        if tail.startswith("?protocol="):
+            protocol = tail.removeprefix("?protocol=")
+            if protocol not in MQTT_PROTOCOLS:  # the value is not quoted: it may hold a secret
+                raise ConfigError("an MQTT URL's ?protocol= must be 5 or 3.1.1")
+        elif tail:
             raise ConfigError(_tail_reason(tail))
         userinfo, at, hostport = authority.rpartition("@")
         username, password = _parse_userinfo(userinfo) if at else (None, None)
         host, port = _parse_hostport(hostport)
-        return cls(host=host, port=port, username=username, password=password)
+        return cls(host=host, port=port, username=username, password=password, protocol=protocol)
 
     @property
     def url(self) -> str:
@@ -100,17 +115,18 @@ class MqttSettings:
         ``from_url(s.url)`` gives back `s` except for the password.
         """
         host = f"[{self.host.replace('%', '%25')}]" if ":" in self.host else self.host
+        query = "" if self.protocol == "5" else f"?protocol={self.protocol}"
         if self.username is None:
-            return f"mqtt://{host}:{self.port}"
+            return f"mqtt://{host}:{self.port}{query}"
         user = quote(self.username, safe="")
         secret = "" if self.password is None else ":***"
-        return f"mqtt://{user}{secret}@{host}:{self.port}"
+        return f"mqtt://{user}{secret}@{host}:{self.port}{query}"
 
     def __repr__(self) -> str:
         secret = None if self.password is None else "***"
         return (
             f"MqttSettings(host={self.host!r}, port={self.port!r}, "
-            f"username={self.username!r}, password={secret!r})"
+            f"username={self.username!r}, password={secret!r}, protocol={self.protocol!r})"
         )
 
 
@@ -125,7 +141,7 @@ def _split_tail(rest: str) -> tuple[str, str]:
 def _tail_reason(tail: str) -> str:
     what = {"/": "a path", "?": "a query", "#": "a fragment"}[tail[0]]
     return (
-        f"an MQTT URL has no path, query or fragment, but this one has {what} "
+        f"an MQTT URL takes no path, fragment or query but ?protocol=; this one has {what} "
         f"after the host (if that is part of a password, {_ENCODE_HINT})"
     )
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import signal
+import socket
 import sys
 from pathlib import Path
 
 import pytest
 
+from broker import BusClient, MqttSettings
 from broker._launcher import (
     LocalBrokerConfig,
     broker_listening,
@@ -49,6 +51,27 @@ def test_relays_a_message_between_two_clients(engine: str, procs: Processes) -> 
         sender.publish(topic, b'{"GOOG": 345.1}')
         wait_until(lambda: receiver.on(topic), timeout=5, what=f"a message on {topic}")
     assert receiver.on(topic) == [b'{"GOOG": 345.1}']
+
+
+def test_bus_clients_speak_the_urls_protocol_with_nodelay(engine: str, procs: Processes) -> None:
+    port = free_port()
+    start_broker(procs, engine, port)
+    topic, got = unique("quotes/V"), []
+    protocol = "5" if engine == "mosquitto" else "3.1.1"  # amqtt speaks only 3.1.1
+    settings = MqttSettings.from_url(f"mqtt://127.0.0.1:{port}?protocol={protocol}")
+    client = BusClient(
+        settings, component="test", name=unique("v"), on_message=lambda _t, p: got.append(p)
+    )
+    with client:
+        assert client._client.protocol == {"5": 5, "3.1.1": 4}[protocol]
+        sock = client._client.socket()  # the one way to see the option actually set
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        client.subscribe([topic])
+        wait_until(
+            lambda: client.publish(topic, b"x").wait_for_publish(1) or got,
+            timeout=5,
+            what=f"a message on {topic}",
+        )
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])

@@ -45,6 +45,8 @@ def test_constants() -> None:
         ("mqtt://[fe80::1%25eth0]:1883", MqttSettings(host="fe80::1%eth0")),
         ("  mqtt://h:1883\n", MqttSettings(host="h")),
         ("mqtt://10.0.0.5:00080", MqttSettings(host="10.0.0.5", port=80)),
+        ("mqtt://h?protocol=3.1.1", MqttSettings(host="h", protocol="3.1.1")),
+        ("mqtt://u:p@h:2?protocol=5", MqttSettings(host="h", port=2, username="u", password="p")),
     ],
 )
 def test_from_url(url: str, expected: MqttSettings) -> None:
@@ -73,15 +75,23 @@ def test_from_url(url: str, expected: MqttSettings) -> None:
         ("mqtt://h:0", "MQTT URL port 0 is out of range 1-65535"),
         ("mqtt://h:65536", "MQTT URL port 65536 is out of range 1-65535"),
         ("mqtt://h:" + "9" * 5000, "MQTT URL port 9999999999... is out of range 1-65535"),
-        ("mqtt://h:1883/", "an MQTT URL has no path, query or fragment, but this one has a path"),
-        ("mqtt://h/topic", "an MQTT URL has no path, query or fragment, but this one has a path"),
         (
-            "mqtt://h:1883?x=1",
-            "an MQTT URL has no path, query or fragment, but this one has a query",
+            "mqtt://h:1883/",
+            "an MQTT URL takes no path, fragment or query but ?protocol=; this one has a path",
         ),
         (
+            "mqtt://h/topic",
+            "an MQTT URL takes no path, fragment or query but ?protocol=; this one has a path",
+        ),
+        (
+            "mqtt://h:1883?x=1",
+            "an MQTT URL takes no path, fragment or query but ?protocol=; this one has a query",
+        ),
+        ("mqtt://h?protocol=4", "an MQTT URL's ?protocol= must be 5 or 3.1.1"),
+        ("mqtt://h?protocol=5&x=1", "an MQTT URL's ?protocol= must be 5 or 3.1.1"),
+        (
             "mqtt://h#frag",
-            "an MQTT URL has no path, query or fragment, but this one has a fragment",
+            "an MQTT URL takes no path, fragment or query but ?protocol=; this one has a fragment",
         ),
         (
             "mqtt://h:1:2",
@@ -122,6 +132,7 @@ def test_from_url_rejects(url: str, reason: str) -> None:
         "mqtt://user:s3cr3t/@h",
         "mqtt://user:s3cr3t%zz@h",
         "mqtt://user:s3cr3t@[::1]x",
+        "mqtt://user:pw@h?protocol=s3cr3t",
     ],
 )
 def test_errors_never_show_the_password(url: str) -> None:
@@ -143,7 +154,7 @@ def test_url_redacts_the_password() -> None:
     assert "s3cr3t" not in repr(settings)
     assert "s3cr3t" not in str(settings)
     assert repr(settings) == (
-        "MqttSettings(host='broker', port=1884, username='feed', password='***')"
+        "MqttSettings(host='broker', port=1884, username='feed', password='***', protocol='5')"
     )
 
 
@@ -156,6 +167,7 @@ def test_url_redacts_the_password() -> None:
         (MqttSettings(host="::1", port=1884), "mqtt://[::1]:1884"),
         (MqttSettings(host="fe80::1%eth0"), "mqtt://[fe80::1%25eth0]:1883"),
         (MqttSettings(host="h", username="a@b:c/d"), "mqtt://a%40b%3Ac%2Fd@h:1883"),
+        (MqttSettings(host="h", protocol="3.1.1"), "mqtt://h:1883?protocol=3.1.1"),
     ],
 )
 def test_url_round_trips_except_the_password(settings: MqttSettings, url: str) -> None:
@@ -166,7 +178,7 @@ def test_url_round_trips_except_the_password(settings: MqttSettings, url: str) -
 
 def test_repr_without_password() -> None:
     assert repr(MqttSettings(host="h")) == (
-        "MqttSettings(host='h', port=1883, username=None, password=None)"
+        "MqttSettings(host='h', port=1883, username=None, password=None, protocol='5')"
     )
 
 
@@ -187,6 +199,7 @@ def test_settings_are_frozen_and_keyword_only() -> None:
         ({"host": "h", "port": "1883"}, "MQTT port must be an int, got str"),
         ({"host": "h", "port": True}, "MQTT port must be an int, got bool"),
         ({"host": "h", "password": "pw"}, "an MQTT password needs a user name"),
+        ({"host": "h", "protocol": "4"}, "MQTT protocol must be 5 or 3.1.1, got '4'"),
     ],
 )
 def test_constructor_validates(kwargs: dict[str, object], reason: str) -> None:

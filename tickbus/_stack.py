@@ -23,7 +23,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
-from broker import MqttSettings, broker_listening
+from broker import MqttSettings, broker_listening, find_mosquitto
 from tickbus._view import ViewConfig, run_view
 from tickbus.errors import ConfigError
 
@@ -121,10 +121,12 @@ class Stack:
         if self._config.mqtt is not None:
             return self._config.mqtt
         port = self._config.port
-        settings = MqttSettings(host="127.0.0.1", port=port)
         if broker_listening("127.0.0.1", port):
             print(f"a broker already listens on 127.0.0.1:{port}; using it", file=sys.stderr)
-            return settings
+            return MqttSettings(host="127.0.0.1", port=port)
+        # `tickbus broker` runs mosquitto when installed, else amqtt, which speaks only 3.1.1.
+        protocol = "5" if find_mosquitto() is not None else "3.1.1"
+        settings = MqttSettings(host="127.0.0.1", port=port, protocol=protocol)
         child = self._spawn("broker", ["broker", "--port", str(port)])
         deadline = time.monotonic() + START_TIMEOUT_S
         while not broker_listening("127.0.0.1", port):
