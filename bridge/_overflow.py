@@ -21,8 +21,8 @@ class Overflow(enum.Enum):
     counted as ``conflated``.
     ``drop-oldest``: the oldest quotes are dropped and counted as ``dropped``.
     ``block``: the source waits until the algorithm has taken quotes, pushing
-    back on the broker (or, with a ring, letting the ring overrun and count
-    its ``ring_lost``); nothing is dropped while the algorithm keeps taking
+    back on the broker (which then queues the messages in its own memory) or,
+    with a ring, letting the ring overrun and count its ``ring_lost``; nothing is dropped while the algorithm keeps taking
     quotes. While it is unreachable nothing drains the queue, and waiting
     would stall the MQTT connection itself (no keepalive, no status), so the
     oldest quotes are then dropped and counted, as with ``drop-oldest``.
