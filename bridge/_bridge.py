@@ -7,7 +7,10 @@ The gevent hub's main greenlet runs `Bridge.run`: it takes whatever has
 arrived, forwards it in one ``events`` call (so exactly one call is in flight:
 a lone quote goes out at once, and under load everything that arrived during a
 call goes in the next), publishes the orders, and applies control commands
-between calls. Because commands are applied only between calls, a swap splits
+between calls. A zerorpc call costs the bridge about 0.4 ms of CPU whatever it
+carries, so under load (a call carried more than one quote) calls start at
+most every `BridgeConfig.coalesce` seconds: fewer, larger batches, and the
+CPU goes to reading quotes instead. Because commands are applied only between calls, a swap splits
 the quote stream cleanly: each quote goes to the old or to the new algorithm,
 exactly once.
 
@@ -152,7 +155,10 @@ class Bridge:
             for command in commands:
                 self._swap(command)
             if entries:
+                started = time.monotonic()
                 self._forward(entries)
+                if len(entries) > 1:  # quotes outpace calls: let the next batch gather
+                    gevent.sleep(max(0.0, started + self._config.coalesce - time.monotonic()))
             if now >= next_stats:
                 if self._link is not None:
                     self._refresh_algo_state()

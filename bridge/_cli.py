@@ -52,6 +52,15 @@ from tickbus.errors import ConfigError, RingError, SwapFailed
     help="Most quotes sent in one events() call.",
 )
 @click.option(
+    "--coalesce-ms",
+    type=click.FloatRange(min=0.0),
+    default=2.0,
+    show_default=True,
+    help="Under load, the least time between the starts of two events() calls, so "
+    "quotes gather into fewer, larger calls (each call costs the bridge CPU); a "
+    "lone quote never waits. 0 calls again as soon as a call returns.",
+)
+@click.option(
     "--max-pending",
     type=click.IntRange(min=1),
     default=10_000,
@@ -79,6 +88,7 @@ def bridge_command(
     rpc_timeout: float,
     source: str | None,
     max_batch: int,
+    coalesce_ms: float,
     max_pending: int,
     overflow: Overflow,
 ) -> None:
@@ -104,6 +114,7 @@ def bridge_command(
             max_pending=max_pending,
             overflow=overflow,
             max_batch=max_batch,
+            coalesce=coalesce_ms / 1000,
         )
         Bridge(config).run()
     except (ConfigError, RingError) as exc:

@@ -20,12 +20,14 @@ class Overflow(enum.Enum):
     price of everything, and memory stays bounded; the older quotes are
     counted as ``conflated``.
     ``drop-oldest``: the oldest quotes are dropped and counted as ``dropped``.
-    ``block``: the source waits until the algorithm has taken quotes, pushing
-    back on the broker (which then queues the messages in its own memory) or,
-    with a ring, letting the ring overrun and count its ``ring_lost``; nothing is dropped while the algorithm keeps taking
-    quotes. While it is unreachable nothing drains the queue, and waiting
-    would stall the MQTT connection itself (no keepalive, no status), so the
-    oldest quotes are then dropped and counted, as with ``drop-oldest``.
+    ``block``: the source waits until the algorithm has taken quotes. With
+    MQTT that pushes back onto the broker, which queues messages for the
+    bridge only up to its own limit (mosquitto's ``max_queued_messages``) and
+    drops QoS 0 messages beyond it, where the bridge cannot count them; with
+    a ring, the ring overruns and the loss is counted as ``ring_lost``. While
+    the algorithm is unreachable nothing drains the queue, and waiting would
+    stall the MQTT connection itself (no keepalive, no status), so the oldest
+    quotes are then dropped and counted, as with ``drop-oldest``.
 
     In every policy nothing is lost while the queue has room.
     """

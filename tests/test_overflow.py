@@ -176,3 +176,29 @@ def test_each_overflow_policy_under_a_slow_algorithm(
         assert (final["conflated"], final["dropped"]) == (0, 0)
         assert len(received) == total
         assert final["blocked_s"] > 0
+
+
+def test_under_load_calls_start_at_most_every_coalesce_interval(
+    procs: Processes, mqtt_url: str, mosquitto_port: int, algo_state
+) -> None:  # type: ignore[no-untyped-def]
+    name, sid = unique("coalesce"), unique("C").upper()
+    with recorder(mosquitto_port, f"status/bridge/{name}") as rec:
+        rpc = serve_algorithm(procs, "tests.algos_for_tests:RecordingAlgo")
+        flags = ["--coalesce-ms", "300"]
+        start_bridge(procs, mqtt_url, rpc, name, f"channels=quotes/{sid}", flags=flags)
+        wait_online(rec, name)
+        started = time.monotonic()
+        for n in range(1, 301):
+            rec.publish(f"quotes/{sid}", json.dumps({"sid": sid, "price": n, "ts": n}))
+        published_in = time.monotonic() - started
+        wait_until(
+            lambda: bridge_status(rec, name)[-1].get("forwarded") == 300,
+            timeout=15,
+            what="300 quotes forwarded",
+        )
+        received = algo_state(rpc)["received"]
+    assert [r[2] for r in received] == list(range(1, 301))
+    batches = bridge_status(rec, name)[-1]["batches"]
+    # The first quote goes alone, what arrived during its call goes next; from
+    # then on, at most one call per 300 ms (without coalescing: dozens of calls).
+    assert batches <= 3 + published_in / 0.3, (batches, published_in)
