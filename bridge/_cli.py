@@ -56,9 +56,10 @@ from tickbus.errors import ConfigError, RingError, SwapFailed
     type=click.FloatRange(min=0.0),
     default=2.0,
     show_default=True,
-    help="Under load, the least time between the starts of two events() calls, so "
-    "quotes gather into fewer, larger calls (each call costs the bridge CPU); a "
-    "lone quote never waits. 0 calls again as soon as a call returns.",
+    help="Under load (a call carried 16 quotes or more), the least time between the "
+    "starts of two events() calls, so quotes gather into fewer, larger calls (each "
+    "call costs the bridge CPU); a lone quote never waits. 0 calls again as soon "
+    "as a call returns.",
 )
 @click.option(
     "--max-pending",

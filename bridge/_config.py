@@ -32,10 +32,10 @@ class BridgeConfig:
             quote per symbol (the default), drop the oldest, or block the source.
         max_batch: Most quotes sent in one ``events`` call (5,000), so one call
             stays well inside `rpc_timeout` even with a backlog.
-        coalesce: Under load (the last call carried more than one quote), the
-            least time from the start of one ``events`` call to the next
-            (0.002): quotes gather into fewer, larger calls. A lone quote never
-            waits.
+        coalesce: Under load (the last call carried at least
+            `bridge._bridge.COALESCE_FROM` quotes), the least time from the
+            start of one ``events`` call to the next (0.002): quotes gather
+            into fewer, larger calls. A lone quote never waits.
         stats_interval: Seconds between status messages with counters (1.0).
         retry_interval: Seconds between attempts to reach a lost algorithm (0.5).
     """

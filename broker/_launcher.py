@@ -33,6 +33,13 @@ _MOSQUITTO_FALLBACKS = (
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
+MAX_QUEUED_MESSAGES = 100_000
+"""Messages mosquitto keeps for one subscriber that reads slower than they come.
+
+Beyond it mosquitto drops QoS 0 messages, and nobody can count them; below it
+a burst waits for the bridge, whose ``--overflow`` policy counts every loss.
+"""
+
 # A connect to a wildcard address is not portable; probe the loopback instead.
 _PROBE_HOST = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}
 
@@ -78,7 +85,8 @@ def mosquitto_config(*, port: int, bind: str, persistence_dir: Path | None) -> s
 
     Returns:
         The configuration text, with ``set_tcp_nodelay true`` (DESIGN.md: TCP_NODELAY
-        on both broker and clients).
+        on both broker and clients) and ``max_queued_messages`` raised from
+        mosquitto's 1,000 to `MAX_QUEUED_MESSAGES`.
 
     Raises:
         ConfigError: `bind` or `persistence_dir` contains a line break, which
@@ -91,6 +99,7 @@ def mosquitto_config(*, port: int, bind: str, persistence_dir: Path | None) -> s
         f"listener {port} {bind}",
         "allow_anonymous true",
         "set_tcp_nodelay true",
+        f"max_queued_messages {MAX_QUEUED_MESSAGES}",
     ]
     if persistence_dir is None:
         lines.append("persistence false")

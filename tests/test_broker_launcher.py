@@ -129,6 +129,7 @@ def test_mosquitto_config_persists_only_with_a_directory(tmp_path: Path) -> None
     for text in (ephemeral, durable):
         assert "allow_anonymous true\n" in text
         assert "set_tcp_nodelay true\n" in text
+        assert "max_queued_messages 100000\n" in text
 
 
 @pytest.mark.parametrize("bind", ["", "127.0.0.1 extra", "127.0.0.1\nlistener 1"])
