@@ -198,6 +198,10 @@ class Algorithm(abc.ABC):
     def state(self) -> dict[str, Any]:
         """JSON-safe state: ``{"portfolio": summary, "quotes": seen, "orders": emitted}``.
 
+        A bridge calls it every second for its status, on the same worker
+        thread as `events`: an override must stay cheap (no sorting of long
+        histories), or quotes wait behind it.
+
         Raises:
             ConfigError: `initialize` has not been called yet.
         """
