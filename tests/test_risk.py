@@ -1,0 +1,100 @@
+"""The bridge's pre-trade risk gate as plain Python: each limit refuses with its reason."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bridge._risk import RiskGate, RiskLimits
+from tickbus.errors import ConfigError
+
+
+def order(side: str = "buy", qty: int = 10, sid: str = "GOOG", **extra: Any) -> dict[str, Any]:
+    return {"sid": sid, "side": side, "qty": qty, "type": "market", **extra}
+
+
+def test_no_limits_lets_everything_through_and_tracks_positions() -> None:
+    gate = RiskGate(RiskLimits())
+    assert gate.check(order(qty=5), None) is None
+    assert gate.check(order("sell", qty=8), None) is None
+    assert gate.position("GOOG") == -3
+
+
+def test_order_qty_limit() -> None:
+    gate = RiskGate(RiskLimits(max_order_qty=10))
+    assert gate.check(order(qty=10), 1.0) is None
+    assert gate.check(order(qty=11), 1.0) == "qty 11 is above max_order_qty 10"
+    assert gate.position("GOOG") == 10, "a refused order does not count"
+
+
+def test_notional_limit_uses_the_limit_price_else_the_last_quote() -> None:
+    gate = RiskGate(RiskLimits(max_order_notional=1_000))
+    assert gate.check(order(qty=10), 100.0) is None
+    assert gate.check(order(qty=10), 100.5) == ("notional 1005.00 is above max_order_notional 1000")
+    assert gate.check(order(qty=10, type="limit", limit_price=99.0), 500.0) is None
+    assert gate.check(order(qty=10), None) == "no price known for GOOG to check max_order_notional"
+
+
+def test_position_limit_counts_buys_and_sells_per_symbol() -> None:
+    gate = RiskGate(RiskLimits(max_position=20))
+    assert gate.check(order(qty=15), 1.0) is None
+    assert gate.check(order(qty=6), 1.0) == "position in GOOG would be 21, beyond max_position 20"
+    assert gate.check(order(qty=6, sid="AAPL"), 1.0) is None
+    assert gate.check(order("sell", qty=35), 1.0) is None  # 15 - 35 = -20
+    assert gate.check(order("sell", qty=1), 1.0) == (
+        "position in GOOG would be -21, beyond max_position 20"
+    )
+
+
+def test_rate_limit_is_a_sliding_second() -> None:
+    now = [0.0]
+    gate = RiskGate(RiskLimits(max_orders_per_s=2), clock=lambda: now[0])
+    assert gate.check(order(), 1.0) is None
+    now[0] = 0.5
+    assert gate.check(order(), 1.0) is None
+    assert gate.check(order(), 1.0) == "more than max_orders_per_s 2 orders in 1 s"
+    now[0] = 1.01  # the first order left the window
+    assert gate.check(order(), 1.0) is None
+
+
+def test_kill_switch_refuses_everything_until_lifted() -> None:
+    gate = RiskGate(RiskLimits())
+    gate.kill("operator")
+    assert gate.check(order(), 1.0) == "kill switch on: operator"
+    gate.lift()
+    assert gate.check(order(), 1.0) is None
+
+
+@pytest.mark.parametrize(
+    ("values", "reason"),
+    [
+        ({"max_order_qty": 0}, "risk limit max_order_qty must be a finite number > 0, got 0"),
+        ({"max_position": -1}, "risk limit max_position must be a finite number > 0, got -1"),
+        ({"max_orders_per_s": True}, "risk limit max_orders_per_s must be a number, got True"),
+        ({"max_order_notional": "1"}, "risk limit max_order_notional must be a number, got '1'"),
+        (
+            {"max_order_notional": float("inf")},
+            "risk limit max_order_notional must be a finite number > 0, got inf",
+        ),
+    ],
+)
+def test_bad_limits_are_refused_with_their_reason(values: dict[str, Any], reason: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        RiskLimits(**values)
+    assert info.value.reason == reason
+
+
+def test_limits_from_a_file_with_flags_over_them(tmp_path: Path) -> None:
+    path = tmp_path / "risk.json"
+    path.write_text(json.dumps({"max_order_qty": 100, "max_position": 500}))
+    limits = RiskLimits.from_file(path).merged({"max_order_qty": 50, "max_position": None})
+    assert limits == RiskLimits(max_order_qty=50, max_position=500)
+    path.write_text(json.dumps({"max_qty": 1}))
+    with pytest.raises(ConfigError, match=r"unknown risk limits in .*risk.json: \['max_qty'\]"):
+        RiskLimits.from_file(path)
+    path.write_text("[1]")
+    with pytest.raises(ConfigError, match="must be a JSON object"):
+        RiskLimits.from_file(path)
