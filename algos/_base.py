@@ -196,7 +196,11 @@ class Algorithm(abc.ABC):
         )
 
     def state(self) -> dict[str, Any]:
-        """JSON-safe state: ``{"portfolio": summary, "quotes": seen, "orders": emitted}``.
+        """JSON-safe state: the portfolio's summary and snapshot, and counters.
+
+        Keys: ``portfolio`` (`Portfolio.summary`), ``portfolio_snapshot``
+        (`Portfolio.snapshot`: what ``tickbus swap --carry-portfolio`` hands to
+        the next algorithm), ``quotes``, ``orders``, ``errors``, ``last_error``.
 
         A bridge calls it every second for its status, on the same worker
         thread as `events`: an override must stay cheap (no sorting of long
@@ -208,6 +212,7 @@ class Algorithm(abc.ABC):
         self._require_initialized("state")
         return {
             "portfolio": self.portfolio.summary(),
+            "portfolio_snapshot": self.portfolio.snapshot(),
             "quotes": self._quotes_seen,
             "orders": self._orders_emitted,
             "errors": self._errors,

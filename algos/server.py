@@ -1,5 +1,11 @@
 """The zerorpc server exposing one algorithm (the RPC contract, nothing else); `tickbus algo`.
 
+With a state directory (``--state-dir``) the server keeps the algorithm's
+portfolio on disk: it saves a snapshot after every `initialize` and after
+every call that booked a fill, and `initialize` starts from the saved book
+instead of fresh cash. A book handed over by a swap (the ``portfolio``
+param, see `CARRY_PARAM`) wins over both.
+
 A public module of its own, not re-exported by `algos`: importing it makes the
 process a gevent program (zerorpc), and `import algos` must stay plain Python.
 
@@ -27,9 +33,11 @@ from gevent.threadpool import ThreadPool
 
 from algos._base import Algorithm
 from algos._loading import load_algorithm, parse_params
+from portfolio import Portfolio, SnapshotFile
 from tickbus.errors import ConfigError
 
 __all__ = [
+    "CARRY_PARAM",
     "DEFAULT_HEARTBEAT_S",
     "RPC_METHODS",
     "AlgorithmService",
@@ -42,6 +50,9 @@ __all__ = [
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
+
+CARRY_PARAM = "portfolio"
+"""The `initialize` param with a portfolio snapshot to start from (``swap --carry-portfolio``)."""
 
 RPC_METHODS = ("initialize", "event", "events", "fill", "state", "finalize")
 """The names an algorithm server answers to; DESIGN.md's RPC contract."""
@@ -60,12 +71,15 @@ class ServeConfig:
         addr: zerorpc bind address, e.g. ``"tcp://127.0.0.1:4242"``.
         params: Defaults for `initialize`; the bridge's params override them.
         heartbeat: zerorpc heartbeat period in seconds (default 1.0).
+        state_dir: Where the portfolio snapshot is kept across restarts; None
+            (the default) keeps nothing.
     """
 
     spec: str
     addr: str
     params: Mapping[str, Any] = field(default_factory=dict)
     heartbeat: float = DEFAULT_HEARTBEAT_S
+    state_dir: Path | None = None
 
 
 class AlgorithmService:
@@ -75,34 +89,52 @@ class AlgorithmService:
         algorithm: The algorithm instance to expose.
         defaults: Params merged under those `initialize` receives.
         pool: The worker pool every call runs in (one thread).
+        store: Where to keep the portfolio snapshot, or None.
     """
 
     def __init__(
-        self, algorithm: Algorithm, *, defaults: Mapping[str, Any], pool: ThreadPool
+        self,
+        algorithm: Algorithm,
+        *,
+        defaults: Mapping[str, Any],
+        pool: ThreadPool,
+        store: SnapshotFile | None = None,
     ) -> None:
         self._algorithm = algorithm
         self._defaults = dict(defaults)
         self._pool = pool
+        self._store = store
+        self._saved: tuple[int, int] | None = None  # (id of the portfolio, its fills)
 
     def methods(self) -> dict[str, Callable[..., Any]]:
         """The RPC table: exactly `RPC_METHODS`, bound to this service."""
         return {name: getattr(self, name) for name in RPC_METHODS}
 
     def initialize(self, params: Mapping[str, Any] | None) -> list[str]:
-        """Initialise with the defaults overridden by `params`; returns the channels."""
-        return self._call(self._algorithm.initialize, {**self._defaults, **(params or {})})
+        """Initialise with the defaults overridden by `params`; returns the channels.
+
+        The portfolio then starts from the ``portfolio`` param if given, else
+        from the saved snapshot if there is one.
+
+        Raises:
+            PortfolioError: The ``portfolio`` param or the saved snapshot is not a
+                valid snapshot; the algorithm is unchanged.
+        """
+        merged = {**self._defaults, **(params or {})}
+        carried = merged.pop(CARRY_PARAM, None)
+        return self._call(self._initialize, merged, carried)
 
     def event(self, quote: Mapping[str, Any]) -> list[Any]:
         """Handle one quote; the same path as a batch of one."""
-        return self._call(self._algorithm.events, [quote])
+        return self.events([quote])
 
     def events(self, quotes: Sequence[Mapping[str, Any]]) -> list[Any]:
         """Handle a batch of quotes in order; returns every order they caused."""
-        return self._call(self._algorithm.events, quotes)
+        return self._call(self._saving, self._algorithm.events, quotes)
 
     def fill(self, fill: Mapping[str, Any]) -> None:
         """Apply a fill to the algorithm's portfolio."""
-        self._call(self._algorithm.fill, fill)
+        self._call(self._saving, self._algorithm.fill, fill)
 
     def state(self) -> dict[str, Any]:
         """The algorithm's JSON-safe state (portfolio summary and counters)."""
@@ -115,6 +147,41 @@ class AlgorithmService:
     def _call(self, function: Callable[..., T], *args: Any) -> T:
         return cast(T, self._pool.apply(function, args))
 
+    # -- on the worker thread ----------------------------------------------------
+
+    def _initialize(self, params: dict[str, Any], carried: Any) -> list[str]:
+        snapshot = carried if carried is not None else self._load()
+        if snapshot is not None:
+            Portfolio.restore(snapshot)  # refuse a bad snapshot before changing anything
+        channels = self._algorithm.initialize(params)
+        if snapshot is not None:
+            sizing = self._algorithm.portfolio.sizing
+            self._algorithm.portfolio = Portfolio.restore(snapshot, sizing=sizing)
+        self._save_if_changed()
+        return channels
+
+    def _saving(self, function: Callable[..., T], *args: Any) -> T:
+        """Call `function`, then save the portfolio if it booked a fill (even if it raised)."""
+        try:
+            return function(*args)
+        finally:
+            self._save_if_changed()
+
+    def _load(self) -> dict[str, Any] | None:
+        return None if self._store is None else self._store.load()
+
+    def _save_if_changed(self) -> None:
+        if self._store is None:
+            return
+        try:
+            portfolio = self._algorithm.portfolio
+        except ConfigError:  # not initialised: nothing to keep
+            return
+        version = (id(portfolio), portfolio.fills)
+        if version != self._saved:
+            self._store.save(portfolio.snapshot())
+            self._saved = version
+
 
 def serve(config: ServeConfig, *, on_ready: Callable[[str], None] = lambda _addr: None) -> None:
     """Serve `config.spec` on `config.addr` until SIGTERM or SIGINT.
@@ -124,8 +191,11 @@ def serve(config: ServeConfig, *, on_ready: Callable[[str], None] = lambda _addr
             address cannot be bound (in use, malformed).
     """
     algorithm = _instantiate(load_algorithm(config.spec))
+    store = None if config.state_dir is None else SnapshotFile(config.state_dir)
+    if store is not None:
+        store.load()  # a snapshot that cannot be read stops the server now, not later
     pool = ThreadPool(1)
-    service = AlgorithmService(algorithm, defaults=config.params, pool=pool)
+    service = AlgorithmService(algorithm, defaults=config.params, pool=pool, store=store)
     server = zerorpc.Server(service.methods(), heartbeat=config.heartbeat)
     try:
         _bind(server, config.addr)
@@ -209,8 +279,20 @@ def algo_group() -> None:
     help="Directory searched first for MODULE (the current directory by default).",
 )
 @heartbeat_option(peer="bridge")
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Keep the portfolio in DIR/portfolio.json, written atomically after every "
+    "fill, and start from it: a server killed and restarted with the same DIR has "
+    "the same book. Without it, every initialize starts from fresh cash.",
+)
 def serve_command(
-    spec: str, addr: str, params: dict[str, Any], app_dir: Path, heartbeat: float
+    spec: str,
+    addr: str,
+    params: dict[str, Any],
+    app_dir: Path,
+    heartbeat: float,
+    state_dir: Path | None,
 ) -> None:
     """Serve the algorithm class MODULE:CLASS (e.g. algos.examples:RandomAlgo).
 
@@ -219,7 +301,9 @@ def serve_command(
     """
     sys.path.insert(0, str(app_dir.resolve()))
     try:
-        config = ServeConfig(spec=spec, addr=addr, params=params, heartbeat=heartbeat)
+        config = ServeConfig(
+            spec=spec, addr=addr, params=params, heartbeat=heartbeat, state_dir=state_dir
+        )
         serve(config, on_ready=lambda bound: click.echo(f"serving {spec} on {bound}"))
     except ConfigError as exc:
         raise click.ClickException(exc.reason) from exc

@@ -39,6 +39,7 @@ from typing import Any
 
 import gevent
 
+from algos.server import CARRY_PARAM
 from bridge._config import BridgeConfig
 from bridge._control import SwapCommand, parse_control
 from bridge._inbox import Inbox
@@ -221,13 +222,21 @@ class Bridge:
             self._counters.reconnects += 1
         self._adopt(link, channels)
 
-    def _open(self, endpoint: str) -> tuple[AlgorithmLink, list[str]]:
-        """Connect to `endpoint` and initialise it; returns the link and its channels."""
+    def _open(
+        self, endpoint: str, carried: dict[str, Any] | None = None
+    ) -> tuple[AlgorithmLink, list[str]]:
+        """Connect to `endpoint` and initialise it; returns the link and its channels.
+
+        `carried` is a portfolio snapshot the new algorithm starts from.
+        """
         link = AlgorithmLink(
             endpoint, heartbeat=self._config.heartbeat, timeout=self._config.rpc_timeout
         )
+        params = dict(self._config.params)
+        if carried is not None:
+            params[CARRY_PARAM] = carried
         try:
-            return link, [validate_filter(c) for c in link.initialize(self._config.params)]
+            return link, [validate_filter(c) for c in link.initialize(params)]
         except ConfigError as exc:
             link.close()
             raise AlgorithmError(
@@ -319,9 +328,15 @@ class Bridge:
             self._publish_stats()
 
     def _swap(self, command: SwapCommand) -> None:
-        report: dict[str, Any] = {"id": command.id, "rpc": command.rpc, "from": self._endpoint}
+        report: dict[str, Any] = {
+            "id": command.id,
+            "rpc": command.rpc,
+            "from": self._endpoint,
+            "carry_portfolio": command.carry_portfolio,
+        }
         try:
-            link, channels = self._open(command.rpc)
+            carried = self._carried_portfolio() if command.carry_portfolio else None
+            link, channels = self._open(command.rpc, carried)
         except (AlgorithmUnavailable, AlgorithmError) as exc:
             log.warning("swap to %s failed: %s", command.rpc, exc.reason)
             self._counters.last_swap = {**report, "ok": False, "reason": exc.reason}
@@ -333,6 +348,20 @@ class Bridge:
         report.update(ok=True, finalize=self._finalize(old) if old is not None else None)
         self._counters.last_swap = report
         self._publish_stats()
+
+    def _carried_portfolio(self) -> dict[str, Any]:
+        """The current algorithm's portfolio snapshot, for its successor.
+
+        Raises:
+            AlgorithmUnavailable: There is no current algorithm, or it does not answer.
+            AlgorithmError: Its state has no ``portfolio_snapshot``.
+        """
+        if self._link is None:
+            raise AlgorithmUnavailable(self._endpoint, "no algorithm to carry the portfolio from")
+        snapshot = self._link.state().get("portfolio_snapshot")
+        if not isinstance(snapshot, dict):
+            raise AlgorithmError(self._endpoint, "its state() has no portfolio_snapshot to carry")
+        return snapshot
 
     def _finalize(self, old: AlgorithmLink) -> dict[str, Any] | str:
         """Call finalize on a replaced algorithm; its final state, or why there is none."""

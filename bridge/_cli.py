@@ -133,16 +133,32 @@ def bridge_command(
     show_default=True,
     help="Seconds to wait for the bridge to report the swap.",
 )
-def swap_command(mqtt: MqttSettings, bridge_name: str, rpc: str, timeout: float) -> None:
+@click.option(
+    "--carry-portfolio",
+    is_flag=True,
+    help="Hand the old algorithm's portfolio to the new one: the swap changes the "
+    "strategy and keeps the book.",
+)
+def swap_command(
+    mqtt: MqttSettings, bridge_name: str, rpc: str, timeout: float, carry_portfolio: bool
+) -> None:
     """Point a running bridge at another algorithm server, with no quote lost.
 
     The bridge initialises the new server, moves its subscriptions to the new
     algorithm's channels, calls finalize on the old one and goes on; quotes that
-    arrive meanwhile go to the new algorithm. Prints the old algorithm's final
-    state; exits non-zero if the bridge kept its old algorithm (and says why).
+    arrive meanwhile go to the new algorithm. With --carry-portfolio the new
+    algorithm starts from the old one's portfolio (cash, positions, PnL) instead
+    of fresh cash. Prints the old algorithm's final state; exits non-zero if the
+    bridge kept its old algorithm (and says why).
     """
     try:
-        report = request_swap(mqtt, bridge=validate_name(bridge_name), rpc=rpc, timeout=timeout)
+        report = request_swap(
+            mqtt,
+            bridge=validate_name(bridge_name),
+            rpc=rpc,
+            timeout=timeout,
+            carry_portfolio=carry_portfolio,
+        )
     except SwapFailed as exc:
         raise click.ClickException(
             f"swap failed, the bridge kept its algorithm: {exc.reason}"

@@ -20,14 +20,19 @@ class SwapCommand:
         rpc: The new server's zerorpc address.
         id: Chosen by the sender; the bridge echoes it in ``last_swap`` on its
             status so the sender can tell its swap's outcome from others.
+        carry_portfolio: Hand the old algorithm's portfolio (cash, positions,
+            PnL) to the new one, so the swap changes the strategy, not the book.
     """
 
     rpc: str
     id: str
+    carry_portfolio: bool = False
 
 
 def parse_control(payload: bytes) -> SwapCommand:
-    """Decode a control payload: ``{"rpc": "tcp://host:port", "id": "..."}`` (id optional).
+    """Decode ``{"rpc": "tcp://host:port", "id": "...", "carry_portfolio": true}``.
+
+    ``id`` and ``carry_portfolio`` (default false) are optional.
 
     Raises:
         ConfigError: Not a JSON object, or no usable ``rpc`` address.
@@ -41,14 +46,22 @@ def parse_control(payload: bytes) -> SwapCommand:
     rpc = command.get("rpc")
     if not isinstance(rpc, str) or "://" not in rpc:
         raise ConfigError(f'control command needs "rpc": "tcp://host:port", got {rpc!r}')
-    unknown = sorted(set(command) - {"rpc", "id"})
+    unknown = sorted(set(command) - {"rpc", "id", "carry_portfolio"})
     if unknown:
         raise ConfigError(f"control command has unknown fields: {', '.join(unknown)}")
-    return SwapCommand(rpc=rpc, id=str(command.get("id", "")))
+    carry = command.get("carry_portfolio", False)
+    if not isinstance(carry, bool):
+        raise ConfigError(f'control command "carry_portfolio" must be true or false, got {carry!r}')
+    return SwapCommand(rpc=rpc, id=str(command.get("id", "")), carry_portfolio=carry)
 
 
 def request_swap(
-    settings: MqttSettings, *, bridge: str, rpc: str, timeout: float
+    settings: MqttSettings,
+    *,
+    bridge: str,
+    rpc: str,
+    timeout: float,
+    carry_portfolio: bool = False,
 ) -> dict[str, Any]:
     """Ask bridge `bridge` to swap to `rpc` and wait for its report.
 
@@ -75,7 +88,8 @@ def request_swap(
         settings, component="cli", name="swap", on_message=on_status, announce=False
     ) as bus:
         bus.subscribe([status_topic("bridge", bridge)], qos=1)
-        bus.publish_json(control_topic("bridge", bridge), {"rpc": rpc, "id": command_id}, qos=1)
+        command = {"rpc": rpc, "id": command_id, "carry_portfolio": carry_portfolio}
+        bus.publish_json(control_topic("bridge", bridge), command, qos=1)
         if not done.wait(timeout):
             raise ConfigError(f"bridge {bridge!r} did not report the swap within {timeout:g} s")
     if not report.get("ok"):

@@ -51,6 +51,17 @@ class Portfolio:
         self._positions: dict[str, Position] = {}
         self._last_prices: dict[str, float] = {}
         self._realised_pnl = 0.0
+        self._fills = 0
+
+    @property
+    def sizing(self) -> SizingPolicy:
+        """The policy `optimize` sizes bets with."""
+        return self._sizing
+
+    @property
+    def fills(self) -> int:
+        """Fills booked by this object (not carried by `snapshot`): a change counter."""
+        return self._fills
 
     @property
     def cash(self) -> float:
@@ -150,6 +161,7 @@ class Portfolio:
         else:
             raise PortfolioError(f"fill side must be 'buy' or 'sell', got {side!r}")
         self._last_prices[symbol_] = checked_price
+        self._fills += 1
 
     def summary(self) -> dict[str, Any]:
         """A JSON-safe report: cash, equity, PnL and positions with last prices."""

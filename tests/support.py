@@ -203,8 +203,8 @@ def wait_online(rec: MqttRecorder, name: str) -> dict[str, Any]:
     return wait_until(online, timeout=20, what=f"bridge {name} online")  # type: ignore[no-any-return]
 
 
-def swap(mqtt_url: str, bridge: str, rpc: str) -> subprocess.CompletedProcess[str]:
-    """Run `tickbus swap` to completion."""
+def swap(mqtt_url: str, bridge: str, rpc: str, *flags: str) -> subprocess.CompletedProcess[str]:
+    """Run `tickbus swap` to completion; `flags` are added to its command line."""
     return subprocess.run(
         [
             sys.executable,
@@ -217,6 +217,7 @@ def swap(mqtt_url: str, bridge: str, rpc: str) -> subprocess.CompletedProcess[st
             bridge,
             "--rpc",
             rpc,
+            *flags,
         ],
         capture_output=True,
         text=True,

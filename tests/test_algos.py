@@ -150,6 +150,7 @@ def test_initialize_defaults() -> None:
     assert algo.portfolio.cash == 100_000.0
     assert algo.state() == {
         "portfolio": Portfolio(cash=100_000).summary(),
+        "portfolio_snapshot": Portfolio(cash=100_000).snapshot(),
         "quotes": 0,
         "orders": 0,
         "errors": 0,
@@ -223,6 +224,7 @@ def test_initialize_again_starts_over() -> None:
     algo.initialize({"starting_cash": 500})
     assert algo.state() == {
         "portfolio": Portfolio(cash=500).summary(),
+        "portfolio_snapshot": Portfolio(cash=500).snapshot(),
         "quotes": 0,
         "orders": 0,
         "errors": 0,
@@ -329,6 +331,7 @@ def test_a_bad_quote_rejects_the_whole_batch_before_anything_happens(bad: Any, r
     assert reason in info.value.reason
     assert algo.state() == {
         "portfolio": Portfolio(cash=1_000).summary(),
+        "portfolio_snapshot": Portfolio(cash=1_000).snapshot(),
         "quotes": 0,
         "orders": 0,
         "errors": 0,
@@ -475,6 +478,7 @@ def test_state_and_finalize_are_json_safe_and_agree() -> None:
     assert json.loads(json.dumps(state, allow_nan=False)) == state
     assert state == {
         "portfolio": algo.portfolio.summary(),
+        "portfolio_snapshot": algo.portfolio.snapshot(),
         "quotes": 2,
         "orders": 2,
         "errors": 0,
