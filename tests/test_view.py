@@ -23,7 +23,15 @@ def test_render_shows_rate_orders_equity_and_problems() -> None:
         forwarded=250,
         orders=7,
         rpc="tcp://127.0.0.1:4242",
-        algo={"portfolio": {"equity": 100123.456, "cash": 5000.0, "positions": {"GOOG": {}}}},
+        algo={
+            "portfolio": {
+                "equity": 100123.456,
+                "cash": 5000.0,
+                "realised_pnl": -12.5,
+                "unrealised_pnl": 135.956,
+                "positions": {"GOOG": {"qty": 40, "avg_cost": 2500.0, "last_price": 2503.4}},
+            }
+        },
     )
     status(board, "status/bridge/sma", state="degraded", reason="algorithm lost", forwarded=3)
     board.on_status("status/bridge/garbage", b"not json")
@@ -39,8 +47,16 @@ def test_render_shows_rate_orders_equity_and_problems() -> None:
         "7",
         "100,123.46",
         "5,000.00",
-        "1",
+        "-12.50",
+        "135.96",
         "tcp://127.0.0.1:4242",
+    ]
+    assert lines[lines.index(random_row) + 1].split() == [
+        "positions:",
+        "GOOG",
+        "40",
+        "@",
+        "2,500.00",
     ]
     assert "! algorithm lost" in text
     assert "garbage" not in text

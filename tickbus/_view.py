@@ -1,4 +1,4 @@
-"""The live view: quotes per second, orders per algorithm, each portfolio's equity.
+"""The live view: quotes per second, orders per algorithm, each portfolio's equity, PnL, positions.
 
 It reads nothing but the retained status topics (``status/#``), so it works
 against any tickbus stack: local, in Docker, or on another host.
@@ -80,16 +80,18 @@ def render(board: StatusBoard, *, now: float, broker_url: str) -> list[str]:
         + (", ".join(f"{n} {s.get('state')}" for n, s in feeds.items()) or "none yet"),
         "",
         f"{'bridge':<12}{'state':<10}{'quotes':>10}{'orders':>9}{'equity':>14}"
-        f"{'cash':>14}{'pos':>5}  algorithm",
+        f"{'cash':>14}{'realised':>12}{'unrealised':>12}  algorithm",
     ]
     for name, status in board.of("bridge").items():
         portfolio = ((status.get("algo") or {}).get("portfolio")) or {}
         lines.append(
             f"{name:<12}{status.get('state', '?'):<10}{status.get('forwarded', 0):>10}"
             f"{status.get('orders', 0):>9}{_money(portfolio.get('equity')):>14}"
-            f"{_money(portfolio.get('cash')):>14}{len(portfolio.get('positions') or {}):>5}"
-            f"  {status.get('rpc', '')}"
+            f"{_money(portfolio.get('cash')):>14}{_money(portfolio.get('realised_pnl')):>12}"
+            f"{_money(portfolio.get('unrealised_pnl')):>12}  {status.get('rpc', '')}"
         )
+        if portfolio.get("positions"):
+            lines.append(f"{'':<12}  {_positions(portfolio['positions'])}")
         if status.get("reason"):
             lines.append(f"{'':<12}! {status['reason']}")
     if not board.of("bridge"):
@@ -99,6 +101,18 @@ def render(board: StatusBoard, *, now: float, broker_url: str) -> list[str]:
 
 def _money(value: Any) -> str:
     return f"{value:,.2f}" if isinstance(value, int | float) else "-"
+
+
+def _positions(positions: Any) -> str:
+    """``GOOG 40 @ 101.20, AAPL 12 @ 190.00``: shares and average cost per symbol."""
+    if not isinstance(positions, dict):
+        return "positions: ?"
+    held = [
+        f"{sid} {p.get('qty', '?')} @ {_money(p.get('avg_cost'))}"
+        for sid, p in positions.items()
+        if isinstance(p, dict)
+    ]
+    return "positions: " + ", ".join(held)
 
 
 def run_view(
