@@ -4,7 +4,7 @@ Everything that two tickbus processes must agree on to talk over MQTT lives
 here, so feeds, bridges and tools import it instead of spelling it out:
 
 * Topics: `quote_topic` (``quotes/<SYMBOL>``, under the `QUOTES` channel),
-  `orders_topic`, `fills_topic`, `status_topic`, `control_topic`,
+  `orders_topic`, `rejected_orders_topic`, `fills_topic`, `status_topic`, `control_topic`,
   `deadletter_topic`; `validate_name` for one topic level, `validate_filter`,
   `topic_matches` (MQTT wildcard rules, used by the bridge and the ring),
   `filter_covers`, `minimal_filters` and `subscription_filters` (subscribe so
@@ -14,6 +14,12 @@ here, so feeds, bridges and tools import it instead of spelling it out:
   dicts and raises `tickbus.errors.QuoteRejected` with a reason for anything
   else; `parse_quote` validates one mapping; `encode_quote_json` and
   `encode_quotes_msgpack` write payloads that decode back exactly.
+* Order schema: `decode_order` reads one JSON order into a validated `Order`
+  (``id``, ``algo``, ``sid``, ``side``, ``qty``, ``type``, ``ts``, and
+  ``limit_price`` for limit orders) and raises `tickbus.errors.OrderRejected`
+  with a reason naming the field; `parse_order` validates a mapping;
+  `encode_order` writes compact JSON. Rejected orders go back on
+  `rejected_orders_topic` (``orders/<algo>/rejected``).
 * Connection settings: `MqttSettings.from_url` parses
   ``mqtt://user:pass@host:port``; the entry points take the URL from a flag,
   `MQTT_URL_ENV` or `DEFAULT_MQTT_URL` (`mqtt_option` is that flag, for click
@@ -48,6 +54,15 @@ from broker._launcher import (
     run_local_broker,
 )
 from broker._options import mqtt_option
+from broker._orders import (
+    MAX_ORDER_BYTES,
+    MAX_ORDER_ID_LENGTH,
+    MAX_ORDER_QTY,
+    Order,
+    decode_order,
+    encode_order,
+    parse_order,
+)
 from broker._topics import (
     QUOTES,
     control_topic,
@@ -57,6 +72,7 @@ from broker._topics import (
     minimal_filters,
     orders_topic,
     quote_topic,
+    rejected_orders_topic,
     status_topic,
     subscription_filters,
     topic_matches,
@@ -69,6 +85,9 @@ __all__ = [
     "DEFAULT_MQTT_PORT",
     "DEFAULT_MQTT_URL",
     "MAX_NUMBER",
+    "MAX_ORDER_BYTES",
+    "MAX_ORDER_ID_LENGTH",
+    "MAX_ORDER_QTY",
     "MAX_PAYLOAD_BYTES",
     "MAX_QUOTES_PER_PAYLOAD",
     "MAX_SYMBOL_LENGTH",
@@ -77,12 +96,15 @@ __all__ = [
     "BusClient",
     "LocalBrokerConfig",
     "MqttSettings",
+    "Order",
     "Quote",
     "broker_command",
     "broker_listening",
     "control_topic",
     "deadletter_topic",
+    "decode_order",
     "decode_quotes",
+    "encode_order",
     "encode_quote_json",
     "encode_quotes_msgpack",
     "fills_topic",
@@ -92,8 +114,10 @@ __all__ = [
     "mosquitto_config",
     "mqtt_option",
     "orders_topic",
+    "parse_order",
     "parse_quote",
     "quote_topic",
+    "rejected_orders_topic",
     "run_local_broker",
     "status_topic",
     "subscription_filters",

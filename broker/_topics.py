@@ -63,6 +63,18 @@ def orders_topic(algo: str) -> str:
     return f"orders/{validate_name(algo)}"
 
 
+def rejected_orders_topic(algo: str) -> str:
+    """Where execution returns an algorithm's rejected orders: ``orders/<algo>/rejected``.
+
+    One level below ``orders/<algo>``, so a subscription on ``orders/+`` (the
+    orders themselves) does not receive the rejections.
+
+    Raises:
+        ConfigError: `algo` is not a valid topic level.
+    """
+    return f"orders/{validate_name(algo)}/rejected"
+
+
 def fills_topic(algo: str) -> str:
     """The topic of fills for an algorithm's orders: ``fills/<algo>``.
 

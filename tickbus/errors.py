@@ -52,6 +52,14 @@ class QuoteRejected(TickbusError):
     """
 
 
+class OrderRejected(TickbusError):
+    """A payload or mapping is not a valid order.
+
+    Attributes:
+        reason: Why it was rejected, naming the field, e.g. ``"qty must be > 0, got 0"``.
+    """
+
+
 class PortfolioError(TickbusError):
     """A portfolio operation would break an invariant (negative cash, short sale).
 
