@@ -1,4 +1,4 @@
-"""The umbrella command: `tickbus broker|feed|algo|bridge|swap|view|up`."""
+"""The umbrella command: `tickbus broker|feed|algo|bridge|swap|execution|ring|view|up`."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import click
 from algos.server import algo_group
 from bridge import bridge_command, swap_command
 from broker import MQTT_URL_ENV, MqttSettings, broker_command, mqtt_option
+from execution import execution_group
 from feeds import feed_group
 from ring import ring_group
 from tickbus._stack import StackConfig, run_stack
@@ -152,3 +153,4 @@ main.add_command(algo_group)
 main.add_command(bridge_command)
 main.add_command(swap_command)
 main.add_command(ring_group)
+main.add_command(execution_group)

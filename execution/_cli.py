@@ -1,0 +1,71 @@
+"""`tickbus execution paper`."""
+
+from __future__ import annotations
+
+import click
+
+from broker import MqttSettings, mqtt_option, validate_name
+from execution._config import PaperConfig
+from execution._service import run_paper
+from tickbus.errors import ConfigError
+
+
+@click.group(name="execution")
+def execution_group() -> None:
+    """Fill the orders on orders/<algo> and publish fills on fills/<algo>."""
+
+
+@execution_group.command(name="paper")
+@mqtt_option
+@click.option(
+    "--slippage-bps",
+    type=click.FloatRange(min=0, max=10_000, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="Basis points added to the ask of a buy and taken off the bid of a sell.",
+)
+@click.option(
+    "--fee-bps",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Fee of each fill, in basis points of its value.",
+)
+@click.option(
+    "--quote-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=5.0,
+    show_default=True,
+    help="Seconds a market order waits for a first quote of its symbol before it is rejected.",
+)
+@click.option("--name", default="paper", show_default=True, help="Name on status/execution/NAME.")
+def paper_command(
+    mqtt: MqttSettings, slippage_bps: float, fee_bps: float, quote_timeout: float, name: str
+) -> None:
+    """Fill every algorithm's orders on paper, against the latest quote of their symbol.
+
+    Reads orders on orders/+ and quotes on quotes and quotes/#. A market order
+    fills at once: a buy at the ask (the price when the quote has no ask) plus
+    slippage, a sell at the bid (or price) minus slippage. A limit order fills
+    when the market reaches its limit_price, at that market price with
+    slippage but never worse than the limit; until then it waits, with no
+    expiry. An order for a symbol without a quote yet waits for one (market
+    orders at most --quote-timeout seconds). Each fill goes to fills/ALGO
+    (QoS 1); an order id seen again is filled once.
+
+    Invalid orders, timed-out market orders and orders still waiting at
+    shutdown are sent back on orders/ALGO/rejected with the reason. Bad quotes
+    go to deadletter/execution. Runs until SIGTERM or Ctrl-C; announces itself
+    on status/execution/NAME with counters every second.
+    """
+    try:
+        config = PaperConfig(
+            mqtt=mqtt,
+            name=validate_name(name),
+            slippage_bps=slippage_bps,
+            fee_bps=fee_bps,
+            quote_timeout=quote_timeout,
+        )
+        run_paper(config)
+    except ConfigError as exc:
+        raise click.ClickException(exc.reason) from exc

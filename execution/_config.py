@@ -1,0 +1,28 @@
+"""The paper execution service's frozen configuration, built at the entry point."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from broker import MqttSettings
+
+
+@dataclass(frozen=True, kw_only=True)
+class PaperConfig:
+    """Paper execution: fills every algorithm's orders against the latest quotes.
+
+    Attributes:
+        mqtt: The broker.
+        name: The service's name on ``status/execution/<name>`` (default ``paper``).
+        slippage_bps: Basis points added to the ask of a buy, taken off the bid
+            of a sell, ``0 <= slippage_bps < 10,000`` (default 0).
+        fee_bps: Fee in basis points of each fill's value, ``>= 0`` (default 0).
+        quote_timeout: Seconds a market order may wait for the first quote of
+            its symbol before it is rejected (default 5).
+    """
+
+    mqtt: MqttSettings
+    name: str = "paper"
+    slippage_bps: float = 0.0
+    fee_bps: float = 0.0
+    quote_timeout: float = 5.0
