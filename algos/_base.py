@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import abc
 import logging
+import math
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Literal, TypedDict
+from typing import Any, ClassVar, Literal, NotRequired, TypedDict
 
 from algos._params import param_float, parse_channels, require_mapping
 from algos._quote import checked_quote
-from portfolio import Portfolio
+from portfolio import DEFAULT_BUFFER_BPS, Portfolio
 from tickbus.errors import ConfigError, NotInitialized, PortfolioError, QuoteRejected
 
 log = logging.getLogger(__name__)
@@ -20,27 +21,33 @@ DEFAULT_CHANNELS: tuple[str, ...] = ("quotes", "quotes/#")
 
 _FILL_KEYS = ("sid", "side", "qty", "price")
 
+REJECTED_KEY = "rejected"
+"""The key that makes a `fill` report a rejection: ``{"order_id": ..., "rejected": reason}``."""
+
 
 class Order(TypedDict):
-    """An order an algorithm emitted; in this stage it is already filled.
+    """An order an algorithm placed: sent to execution, not yet filled.
+
+    The bridge adds ``algo`` and validates it against the bus's order schema
+    before it goes onto ``orders/<algo>``.
 
     Attributes:
         id: Unique id, a uuid4 hex string.
         sid: Symbol, upper-case.
         side: ``"buy"`` or ``"sell"``.
         qty: Shares, > 0.
-        type: Always ``"market"``.
-        price: The quote price it was filled at.
-        ts: The ``ts`` of the quote it was filled on (epoch seconds).
+        type: ``"market"`` or ``"limit"``.
+        ts: The ``ts`` of the quote it was placed on (epoch seconds).
+        limit_price: For limit orders only: the worst acceptable price.
     """
 
     id: str
     sid: str
     side: Literal["buy", "sell"]
     qty: int
-    type: Literal["market"]
-    price: float
+    type: Literal["market", "limit"]
     ts: float
+    limit_price: NotRequired[float]
 
 
 class Algorithm(abc.ABC):
@@ -55,11 +62,13 @@ class Algorithm(abc.ABC):
     quote contract first (a bad quote rejects the whole batch before anything
     happens), then each quote marks the portfolio and goes to `event`.
 
-    Orders are made only by `buy` and `sell`, which fill them against the
-    portfolio at once at the quote's price. An order the portfolio cannot pay
-    for, or a sale beyond the position, is refused: the helper returns None and
-    nothing is emitted. `events` emits exactly the orders the helpers filled,
-    so the orders on the bus always match the portfolio.
+    Orders are made only by `buy` and `sell`, which place them: the portfolio
+    records each as open and holds back its cash (a buy) or shares (a sell),
+    so open orders never commit more than there is. An order the available
+    cash or shares cannot cover is refused: the helper returns None and
+    nothing is emitted. `events` emits exactly the orders the helpers placed.
+    Cash and positions move only when execution reports a fill (`fill`); a
+    rejection reported the same way frees the hold.
 
     Not thread-safe: the server calls it from one thread.
 
@@ -75,6 +84,9 @@ class Algorithm(abc.ABC):
         self._portfolio: Portfolio | None = None
         self._quotes_seen = 0
         self._orders_emitted = 0
+        self._fills = 0
+        self._rejections = 0
+        self._last_rejection: str | None = None
         self._errors = 0
         self._last_error: str | None = None
         self._placed: list[Order] | None = None
@@ -99,9 +111,11 @@ class Algorithm(abc.ABC):
     def initialize(self, params: Mapping[str, Any]) -> list[str]:
         """Start over with `params`: a fresh portfolio and zeroed counters.
 
-        Recognised params: ``starting_cash`` (number >= 0, default 100000) and
-        ``channels`` (a list of MQTT topic filters or a comma-separated string;
-        default the class attribute `channels`). Other keys are kept in
+        Recognised params: ``starting_cash`` (number >= 0, default 100000),
+        ``buffer_bps`` (cash a buy holds back above its price for slippage and
+        fees, number >= 0, default 50) and ``channels`` (a list of MQTT topic
+        filters or a comma-separated string; default the class attribute
+        `channels`). Other keys are kept in
         `params` for subclasses. A subclass override should check its own
         params, then call ``super().initialize(params)``, then set its state,
         so a rejected call changes nothing.
@@ -115,12 +129,16 @@ class Algorithm(abc.ABC):
         """
         params = require_mapping(params)
         cash = param_float(params, "starting_cash", 100_000.0, low=0.0)
+        buffer_bps = param_float(params, "buffer_bps", DEFAULT_BUFFER_BPS, low=0.0)
         raw_channels = params.get("channels")
         channels = parse_channels(self.channels if raw_channels is None else raw_channels)
         self.params = dict(params)
-        self._portfolio = Portfolio(cash=cash)
+        self._portfolio = Portfolio(cash=cash, buffer_bps=buffer_bps)
         self._quotes_seen = 0
         self._orders_emitted = 0
+        self._fills = 0
+        self._rejections = 0
+        self._last_rejection = None
         self._errors = 0
         self._last_error = None
         return channels
@@ -134,25 +152,26 @@ class Algorithm(abc.ABC):
 
         Returns:
             The orders placed for this quote with `buy`/`sell` (None entries,
-            from refused orders, are skipped). An order filled but left out is
-            still emitted, because the portfolio already holds it. Returning
-            an order `buy`/`sell` did not fill for this quote (or one changed
-            since), or anything but a list, counts as an error of this quote
-            (see `events`).
+            from refused orders, are skipped). An order placed but left out is
+            still emitted, because the portfolio already holds it open.
+            Returning an order `buy`/`sell` did not place for this quote (or
+            one changed since), or anything but a list, counts as an error of
+            this quote (see `events`).
         """
 
     def events(self, quotes: Sequence[Mapping[str, Any]]) -> list[Order]:
         """Handle a batch of quotes in order; the one path every quote takes.
 
         An exception from `event` (or an order it returned that `buy`/`sell`
-        did not fill) fails that one quote only: it is logged and counted in
+        did not place) fails that one quote only: it is logged and counted in
         `state()` (``errors``, ``last_error``), the orders the helpers had
-        already filled for that quote are still emitted (the portfolio holds
-        them), and the batch goes on. So the orders on the bus always match the
-        portfolio, and one bad quote never costs the others their orders.
+        already placed for that quote are still emitted (the portfolio holds
+        them open), and the batch goes on. So the orders on the bus always
+        match the portfolio's open orders, and one bad quote never costs the
+        others their orders.
 
         Returns:
-            Every order filled while handling the batch, in the order placed.
+            Every order placed while handling the batch, in the order placed.
 
         Raises:
             NotInitialized: `initialize` has not been called yet.
@@ -170,37 +189,61 @@ class Algorithm(abc.ABC):
             orders.extend(self._handle(quote))
         return orders
 
-    def fill(self, fill: Mapping[str, Any]) -> None:
-        """Apply an externally executed fill ``{sid, side, qty, price, fee?}`` to the portfolio.
+    def fill(self, report: Mapping[str, Any]) -> None:
+        """Apply what execution reports about an order: a fill, or a rejection.
 
-        Orders made by `buy`/`sell` are already applied; do not report them again.
+        A fill ``{order_id?, sid, side, qty, price, fee?}`` (other keys, such as
+        the fill's ``id``, ``algo`` and ``ts``, are ignored) moves cash and the
+        position by what was executed, at the executed price and fee. With
+        ``order_id`` it executes that open order and frees its hold; a second
+        fill of the same order is refused, so a duplicate is never booked
+        twice. Without it, it books a trade made outside this algorithm's
+        orders.
+
+        A rejection ``{"order_id": ..., "rejected": "reason"}`` frees the hold of
+        that open order; it is counted in `state` (``rejected``, ``last_rejection``).
 
         Raises:
-            ConfigError: `initialize` has not been called yet.
-            PortfolioError: A key is missing, a value is invalid, or the fill
-                would break a portfolio invariant; the portfolio is unchanged.
+            NotInitialized: `initialize` has not been called yet.
+            PortfolioError: A key is missing, a value is invalid, the order is
+                not open, or the fill would break a portfolio invariant; the
+                portfolio is unchanged.
         """
         portfolio = self.portfolio
-        if not isinstance(fill, Mapping):
-            raise PortfolioError(f"a fill must be a mapping, got {type(fill).__name__}")
-        missing = [key for key in _FILL_KEYS if key not in fill]
+        if not isinstance(report, Mapping):
+            raise PortfolioError(f"a fill must be a mapping, got {type(report).__name__}")
+        order_id = report.get("order_id")
+        if order_id is not None and not isinstance(order_id, str):
+            raise PortfolioError(f"order_id must be a string, got {order_id!r}")
+        if REJECTED_KEY in report:
+            if order_id is None:
+                raise PortfolioError(f"a rejection needs the order_id: {dict(report)!r}")
+            portfolio.release(order_id)
+            self._rejections += 1
+            self._last_rejection = f"{order_id}: {report[REJECTED_KEY]}"
+            return
+        missing = [key for key in _FILL_KEYS if key not in report]
         if missing:
-            raise PortfolioError(f"fill is missing {missing}: {dict(fill)!r}")
-        fee = fill.get("fee")
+            raise PortfolioError(f"fill is missing {missing}: {dict(report)!r}")
+        fee = report.get("fee")
         portfolio.apply_fill(
-            sid=fill["sid"],
-            side=fill["side"],
-            qty=fill["qty"],
-            price=fill["price"],
+            sid=report["sid"],
+            side=report["side"],
+            qty=report["qty"],
+            price=report["price"],
             fee=0.0 if fee is None else fee,
+            order_id=order_id,
         )
+        self._fills += 1
 
     def state(self) -> dict[str, Any]:
         """JSON-safe state: the portfolio's summary and snapshot, and counters.
 
         Keys: ``portfolio`` (`Portfolio.summary`), ``portfolio_snapshot``
         (`Portfolio.snapshot`: what ``tickbus swap --carry-portfolio`` hands to
-        the next algorithm), ``quotes``, ``orders``, ``errors``, ``last_error``.
+        the next algorithm), ``quotes``, ``orders`` (placed), ``fills``,
+        ``rejected`` and ``last_rejection`` (reported by `fill`), ``errors``
+        and ``last_error``.
 
         A bridge calls it every second for its status, on the same worker
         thread as `events`: an override must stay cheap (no sorting of long
@@ -215,6 +258,9 @@ class Algorithm(abc.ABC):
             "portfolio_snapshot": self.portfolio.snapshot(),
             "quotes": self._quotes_seen,
             "orders": self._orders_emitted,
+            "fills": self._fills,
+            "rejected": self._rejections,
+            "last_rejection": self._last_rejection,
             "errors": self._errors,
             "last_error": self._last_error,
         }
@@ -227,35 +273,54 @@ class Algorithm(abc.ABC):
         """
         return self.state()
 
-    def buy(self, quote: Mapping[str, Any], qty: int) -> Order | None:
-        """Buy `qty` shares at ``quote["price"]``, filled at once; call from `event` only.
+    def buy(
+        self, quote: Mapping[str, Any], qty: int, *, limit_price: float | None = None
+    ) -> Order | None:
+        """Place an order to buy `qty` shares; call from `event` only.
+
+        A market order (no `limit_price`) holds back cash for `qty` at the
+        quote's buy price (its ``ask``, else its ``price``) plus the
+        portfolio's buffer; a limit order holds back `qty` at `limit_price`
+        plus the buffer. Nothing is bought until execution reports the fill.
 
         Returns:
-            The filled order, or None when `qty` is 0 or the cash does not cover it.
+            The placed order, or None when `qty` is 0 or the available cash
+            does not cover the hold.
 
         Raises:
-            PortfolioError: `qty` is not an int >= 0.
+            PortfolioError: `qty` is not an int >= 0, or `limit_price` is not a
+                finite number > 0.
             QuoteRejected: `quote` breaks the quote contract.
             RuntimeError: Called outside `event`.
         """
-        return self._place(quote, "buy", qty)
+        return self._place(quote, "buy", qty, limit_price)
 
-    def sell(self, quote: Mapping[str, Any], qty: int) -> Order | None:
-        """Sell `qty` shares at ``quote["price"]``, filled at once; call from `event` only.
+    def sell(
+        self, quote: Mapping[str, Any], qty: int, *, limit_price: float | None = None
+    ) -> Order | None:
+        """Place an order to sell `qty` shares; call from `event` only.
+
+        The shares are held back until execution reports the fill or the
+        rejection. With `limit_price`, a limit order.
 
         Returns:
-            The filled order, or None when `qty` is 0 or exceeds the position
-            (no short selling).
+            The placed order, or None when `qty` is 0 or exceeds the shares
+            available (held and not already being sold: no short selling).
 
         Raises:
-            PortfolioError: `qty` is not an int >= 0.
+            PortfolioError: `qty` is not an int >= 0, or `limit_price` is not a
+                finite number > 0.
             QuoteRejected: `quote` breaks the quote contract.
             RuntimeError: Called outside `event`.
         """
-        return self._place(quote, "sell", qty)
+        return self._place(quote, "sell", qty, limit_price)
 
     def _place(
-        self, quote: Mapping[str, Any], side: Literal["buy", "sell"], qty: int
+        self,
+        quote: Mapping[str, Any],
+        side: Literal["buy", "sell"],
+        qty: int,
+        limit_price: float | None,
     ) -> Order | None:
         placed = self._placed
         if placed is None:
@@ -265,23 +330,33 @@ class Algorithm(abc.ABC):
             )
         if isinstance(qty, bool) or not isinstance(qty, int) or qty < 0:
             raise PortfolioError(f"{side} qty must be an int >= 0, got {qty!r}")
+        if limit_price is not None and (
+            isinstance(limit_price, bool)
+            or not isinstance(limit_price, int | float)
+            or not math.isfinite(limit_price)
+            or limit_price <= 0
+        ):
+            raise PortfolioError(f"limit_price must be a finite number > 0, got {limit_price!r}")
         if qty == 0:
             return None
         checked = checked_quote(quote, f"{side}() quote")
-        sid, price = checked["sid"], checked["price"]
-        try:
-            self.portfolio.apply_fill(sid=sid, side=side, qty=qty, price=price)
-        except PortfolioError:  # qty, price and sid are valid here: cash or position falls short
-            return None
+        sid = checked["sid"]
+        market = checked["ask"] if checked.get("ask") is not None else checked["price"]
+        reference = limit_price if limit_price is not None else market
         order: Order = {
             "id": uuid.uuid4().hex,
             "sid": sid,
             "side": side,
             "qty": qty,
-            "type": "market",
-            "price": price,
+            "type": "market" if limit_price is None else "limit",
             "ts": checked["ts"],
         }
+        if limit_price is not None:
+            order["limit_price"] = float(limit_price)
+        try:
+            self.portfolio.reserve(order["id"], sid=sid, side=side, qty=qty, price=reference)
+        except PortfolioError:  # the arguments are valid here: cash or shares fall short
+            return None
         placed.append(order)
         return order.copy()
 
@@ -311,7 +386,7 @@ class Algorithm(abc.ABC):
             if item is not None and item not in placed:
                 raise PortfolioError(
                     f"{type(self).__name__}.event() returned {item!r}, which is not an order "
-                    "buy()/sell() filled for this quote (or it was changed since); make "
+                    "buy()/sell() placed for this quote (or it was changed since); make "
                     "orders with self.buy()/self.sell() and return them unchanged"
                 )
 

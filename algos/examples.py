@@ -66,7 +66,7 @@ class MovingAverageCross(Algorithm):
     compares the fast MA (the last ``fast`` prices) with the slow MA (all
     ``slow``). When the fast MA goes from <= the slow MA to > it (an upward
     cross) it buys ``portfolio.optimize(quote)`` shares; on the opposite move
-    it sells its whole position in that symbol, if it has one. The first full
+    it sells every share of that symbol it holds and is not already selling. The first full
     window only sets the starting side, so the first signal can come on
     quote ``slow + 1``. MAs within float rounding (relative 1e-12) of each
     other count as equal, so a flat price series never signals.
@@ -114,8 +114,8 @@ class MovingAverageCross(Algorithm):
             qty = self.portfolio.optimize(quote)
             order = self.buy(quote, qty) if qty > 0 else None
         elif was_above and not fast_above:
-            position = self.portfolio.positions.get(sid)
-            order = self.sell(quote, position.qty) if position is not None else None
+            shares = self.portfolio.available_shares(sid)
+            order = self.sell(quote, shares) if shares > 0 else None
         return [order] if order is not None else []
 
     def _fast_is_above(self, prices: deque[float]) -> bool:

@@ -2,7 +2,8 @@
 
 With a state directory (``--state-dir``) the server keeps the algorithm's
 portfolio on disk: it saves a snapshot after every `initialize` and after
-every call that booked a fill, and `initialize` starts from the saved book
+every call that placed an order or booked a fill or a rejection, and
+`initialize` starts from the saved book
 instead of fresh cash. A book handed over by a swap (the ``portfolio``
 param, see `CARRY_PARAM`) wins over both.
 
@@ -104,7 +105,7 @@ class AlgorithmService:
         self._defaults = dict(defaults)
         self._pool = pool
         self._store = store
-        self._saved: tuple[int, int] | None = None  # (id of the portfolio, its fills)
+        self._saved: tuple[int, int] | None = None  # (id of the portfolio, its changes)
 
     def methods(self) -> dict[str, Callable[..., Any]]:
         """The RPC table: exactly `RPC_METHODS`, bound to this service."""
@@ -133,7 +134,7 @@ class AlgorithmService:
         return self._call(self._saving, self._algorithm.events, quotes)
 
     def fill(self, fill: Mapping[str, Any]) -> None:
-        """Apply a fill to the algorithm's portfolio."""
+        """Apply a fill, or a rejection, of one of the algorithm's orders (`Algorithm.fill`)."""
         self._call(self._saving, self._algorithm.fill, fill)
 
     def state(self) -> dict[str, Any]:
@@ -155,13 +156,18 @@ class AlgorithmService:
             Portfolio.restore(snapshot)  # refuse a bad snapshot before changing anything
         channels = self._algorithm.initialize(params)
         if snapshot is not None:
-            sizing = self._algorithm.portfolio.sizing
-            self._algorithm.portfolio = Portfolio.restore(snapshot, sizing=sizing)
+            fresh = self._algorithm.portfolio
+            self._algorithm.portfolio = Portfolio.restore(
+                snapshot, sizing=fresh.sizing, buffer_bps=fresh.buffer_bps
+            )
         self._save_if_changed()
         return channels
 
     def _saving(self, function: Callable[..., T], *args: Any) -> T:
-        """Call `function`, then save the portfolio if it booked a fill (even if it raised)."""
+        """Call `function`, then save the portfolio if it changed (even if it raised).
+
+        Placing an order changes it (the hold), and so do a fill and a rejection.
+        """
         try:
             return function(*args)
         finally:
@@ -177,7 +183,7 @@ class AlgorithmService:
             portfolio = self._algorithm.portfolio
         except ConfigError:  # not initialised: nothing to keep
             return
-        version = (id(portfolio), portfolio.fills)
+        version = (id(portfolio), portfolio.changes)
         if version != self._saved:
             self._store.save(portfolio.snapshot())
             self._saved = version

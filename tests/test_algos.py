@@ -1,4 +1,9 @@
-"""Algorithm base class, the example algorithms, loading and CLI params; no broker."""
+"""Algorithm base class, the example algorithms, loading and CLI params; no broker.
+
+Orders are placed by `buy`/`sell` and only move cash and positions when a fill
+is reported through `Algorithm.fill`; `fill_of` and `rejection_of` build the
+reports execution would send.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +18,16 @@ from typing import Any, TypeVar
 
 import pytest
 
-from algos import DEFAULT_CHANNELS, Algorithm, Order, load_algorithm, parse_params
+from algos import (
+    DEFAULT_CHANNELS,
+    REJECTED_KEY,
+    Algorithm,
+    Order,
+    load_algorithm,
+    parse_params,
+)
 from algos.examples import MovingAverageCross, RandomAlgo
-from portfolio import FractionOfCash, Portfolio
+from portfolio import FractionOfCash, Portfolio, Position
 from tests.support import REPO_ROOT
 from tickbus.errors import ConfigError, PortfolioError, QuoteRejected
 
@@ -28,6 +40,44 @@ def quote(
 
 def series(prices: Sequence[float], sid: str = "GOOG") -> list[dict[str, Any]]:
     return [quote(sid=sid, price=p, ts=1_000.0 + i) for i, p in enumerate(prices)]
+
+
+def fill_of(order: Order, price: float, fee: float = 0.0, **extra: Any) -> dict[str, Any]:
+    """The fill execution reports for `order`, executed whole at `price`."""
+    return {
+        "order_id": order["id"],
+        "sid": order["sid"],
+        "side": order["side"],
+        "qty": order["qty"],
+        "price": price,
+        "fee": fee,
+        **extra,
+    }
+
+
+def rejection_of(order: Order, reason: str = "no liquidity") -> dict[str, Any]:
+    return {"order_id": order["id"], REJECTED_KEY: reason}
+
+
+def execute(algo: Algorithm, orders: Sequence[Order], price: float) -> None:
+    """Fill every order at `price`, as execution would."""
+    for order in orders:
+        algo.fill(fill_of(order, price))
+
+
+def fresh_state(cash: float) -> dict[str, Any]:
+    """`state()` of an algorithm just initialised with `cash`."""
+    return {
+        "portfolio": Portfolio(cash=cash).summary(),
+        "portfolio_snapshot": Portfolio(cash=cash).snapshot(),
+        "quotes": 0,
+        "orders": 0,
+        "fills": 0,
+        "rejected": 0,
+        "last_rejection": None,
+        "errors": 0,
+        "last_error": None,
+    }
 
 
 A = TypeVar("A", bound=Algorithm)
@@ -59,8 +109,17 @@ class Seller(Algorithm):
         return [order] if order else []
 
 
+class LimitTrader(Algorithm):
+    """Places a limit order on every quote: params side, qty and limit_price."""
+
+    def event(self, quote: Mapping[str, Any]) -> list[Order]:
+        place = self.buy if self.params.get("side", "buy") == "buy" else self.sell
+        order = place(quote, int(self.params.get("qty", 1)), limit_price=self.params["limit_price"])
+        return [order] if order else []
+
+
 class Forger(Algorithm):
-    """Returns an order it made itself, never paid for."""
+    """Returns an order it made itself, never placed."""
 
     def event(self, quote: Mapping[str, Any]) -> list[Order]:
         forged: Order = {
@@ -69,7 +128,6 @@ class Forger(Algorithm):
             "side": "buy",
             "qty": 1_000_000,
             "type": "market",
-            "price": quote["price"],
             "ts": quote["ts"],
         }
         return [forged]
@@ -148,14 +206,8 @@ def test_initialize_defaults() -> None:
     assert algo.initialize({"note": "kept"}) == ["quotes/GOOG"]  # the class attribute
     assert algo.params == {"note": "kept"}
     assert algo.portfolio.cash == 100_000.0
-    assert algo.state() == {
-        "portfolio": Portfolio(cash=100_000).summary(),
-        "portfolio_snapshot": Portfolio(cash=100_000).snapshot(),
-        "quotes": 0,
-        "orders": 0,
-        "errors": 0,
-        "last_error": None,
-    }
+    assert algo.portfolio.buffer_bps == 50.0
+    assert algo.state() == fresh_state(100_000)
 
 
 def test_initialize_keeps_a_copy_of_params() -> None:
@@ -165,6 +217,11 @@ def test_initialize_keeps_a_copy_of_params() -> None:
     params["starting_cash"] = 7
     assert algo.params == {"starting_cash": 5}
     assert algo.portfolio.cash == 5.0
+
+
+@pytest.mark.parametrize(("buffer_bps", "expected"), [(0, 0.0), (12.5, 12.5), (1_000, 1_000.0)])
+def test_initialize_reads_the_buffer(buffer_bps: float, expected: float) -> None:
+    assert started(Quiet, buffer_bps=buffer_bps).portfolio.buffer_bps == expected
 
 
 @pytest.mark.parametrize(
@@ -197,14 +254,19 @@ def test_initialize_returns_the_channels_asked_for(channels: Any, expected: list
         ({"starting_cash": "1000"}, "starting_cash must be a number >= 0, got '1000'"),
         ({"starting_cash": float("nan")}, "starting_cash"),
         ({"starting_cash": True}, "starting_cash"),
+        ({"buffer_bps": -1}, "buffer_bps must be a number >= 0, got -1"),
+        ({"buffer_bps": "50"}, "buffer_bps must be a number >= 0, got '50'"),
+        ({"buffer_bps": float("inf")}, "buffer_bps"),
+        ({"buffer_bps": None}, "buffer_bps must be a number >= 0, got None"),
     ],
 )
 def test_initialize_rejects_bad_params_and_changes_nothing(
     params: dict[str, Any], reason: str
 ) -> None:
     algo = started(Buyer, starting_cash=1_000, qty=1)
-    algo.events(series([10.0]))
+    algo.events(series([10.0, 10.0]))
     before = algo.state()
+    assert before["portfolio"]["open_orders"] == 2
     with pytest.raises(ConfigError) as info:
         algo.initialize(params)
     assert reason in info.value.reason
@@ -220,16 +282,13 @@ def test_initialize_requires_a_mapping(params: Any) -> None:
 
 def test_initialize_again_starts_over() -> None:
     algo = started(Buyer, starting_cash=1_000, qty=1)
-    algo.events(series([10.0, 11.0]))
+    first, second = algo.events(series([10.0, 11.0]))
+    algo.fill(fill_of(first, price=10.0))
+    algo.fill(rejection_of(second))
     algo.initialize({"starting_cash": 500})
-    assert algo.state() == {
-        "portfolio": Portfolio(cash=500).summary(),
-        "portfolio_snapshot": Portfolio(cash=500).snapshot(),
-        "quotes": 0,
-        "orders": 0,
-        "errors": 0,
-        "last_error": None,
-    }
+    assert algo.state() == fresh_state(500)
+    with pytest.raises(PortfolioError, match="not open"):  # the old book is gone
+        algo.fill(fill_of(second, price=11.0))
 
 
 @pytest.mark.parametrize(
@@ -239,6 +298,7 @@ def test_initialize_again_starts_over() -> None:
         lambda a: a.state(),
         lambda a: a.finalize(),
         lambda a: a.fill({"sid": "GOOG", "side": "buy", "qty": 1, "price": 1.0}),
+        lambda a: a.fill({"order_id": "x", "rejected": "no"}),
         lambda a: a.portfolio,
     ],
 )
@@ -249,7 +309,7 @@ def test_calls_before_initialize_say_to_initialize(call: Any) -> None:
 
 def test_a_subclass_may_replace_the_portfolio_but_only_with_a_portfolio() -> None:
     algo = started(Buyer, starting_cash=1_000)
-    algo.portfolio = Portfolio(cash=1_000, sizing=FractionOfCash(fraction=1))
+    algo.portfolio = Portfolio(cash=1_000, sizing=FractionOfCash(fraction=1), buffer_bps=0)
     assert algo.portfolio.optimize(quote(price=10.0)) == 100
     with pytest.raises(ConfigError, match="portfolio must be a Portfolio, got dict"):
         algo.portfolio = {}  # type: ignore[assignment]
@@ -260,10 +320,12 @@ def test_a_subclass_may_replace_the_portfolio_but_only_with_a_portfolio() -> Non
 
 def test_events_marks_the_portfolio_before_each_event_and_counts() -> None:
     algo = started(Buyer, starting_cash=1_000, qty=1)
-    orders = algo.events(series([10.0, 20.0, 30.0]))
-    # Equity seen by event(): cash plus the shares already held at *this* quote's price.
-    assert algo.equity_seen == [1_000.0, 990.0 + 20.0, 970.0 + 2 * 30.0]
-    assert [o["price"] for o in orders] == [10.0, 20.0, 30.0]
+    execute(algo, algo.events([quote(price=10.0)]), price=10.0)
+    orders = algo.events([quote(price=20.0, ts=1_001.0), quote(price=30.0, ts=1_002.0)])
+    # Equity seen by event(): cash plus the shares held at *this* quote's price.
+    # The order placed on the 20.0 quote is not filled, so it holds nothing yet.
+    assert algo.equity_seen == [1_000.0, 990.0 + 20.0, 990.0 + 30.0]
+    assert [o["ts"] for o in orders] == [1_001.0, 1_002.0]
     assert algo.state()["quotes"] == 3
     assert algo.state()["orders"] == 3
     assert algo.events([]) == []
@@ -275,13 +337,16 @@ def test_events_concatenates_orders_across_calls_and_counts_them() -> None:
     second = algo.events(series([10.0]))
     assert [o["qty"] for o in first + second] == [2, 2, 2]
     assert algo.state()["orders"] == 3
+    assert set(algo.portfolio.open_orders) == {o["id"] for o in first + second}
+    assert algo.portfolio.positions == {}
+    execute(algo, first + second, price=10.0)
     assert algo.portfolio.positions["GOOG"].qty == 6
 
 
-def test_orders_are_filled_at_the_quote_price_with_the_quote_ts() -> None:
+def test_orders_are_placed_with_the_quote_ts_and_no_price() -> None:
     algo = started(Buyer, starting_cash=10_000, qty=3)
     [order] = algo.events([quote(sid="goog", price=100.0, ts=1_732_300_000.5, ask=101.0)])
-    assert set(order) == {"id", "sid", "side", "qty", "type", "price", "ts"}
+    assert set(order) == {"id", "sid", "side", "qty", "type", "ts"}
     assert len(order["id"]) == 32
     int(order["id"], 16)
     assert {k: v for k, v in order.items() if k != "id"} == {
@@ -289,11 +354,34 @@ def test_orders_are_filled_at_the_quote_price_with_the_quote_ts() -> None:
         "side": "buy",
         "qty": 3,
         "type": "market",
-        "price": 100.0,  # the quote price, not the ask
         "ts": 1_732_300_000.5,
     }
-    assert algo.portfolio.cash == 10_000 - 300.0
     assert json.loads(json.dumps(order)) == order
+
+
+def test_placing_a_buy_holds_cash_at_the_ask_plus_the_buffer_and_buys_nothing() -> None:
+    algo = started(Buyer, starting_cash=10_000, qty=3)
+    [order] = algo.events([quote(price=100.0, ask=101.0)])
+    portfolio = algo.portfolio
+    assert (portfolio.cash, portfolio.positions) == (10_000, {})
+    held = portfolio.open_orders[order["id"]]
+    assert (held.sid, held.side, held.qty) == ("GOOG", "buy", 3)
+    assert held.reserved_cash == pytest.approx(3 * 101.0 * 1.005)
+    assert portfolio.available_cash == pytest.approx(10_000 - 3 * 101.0 * 1.005)
+
+
+def test_filling_an_order_moves_cash_and_position_by_the_fill_price_and_fee() -> None:
+    algo = started(Buyer, starting_cash=10_000, qty=3)
+    [order] = algo.events([quote(price=100.0, ask=101.0)])
+    # Extra keys a fill carries on the bus are ignored.
+    algo.fill(fill_of(order, price=100.5, fee=1.0, id="fill-1", algo="buyer", ts=1_001.0))
+    portfolio = algo.portfolio
+    assert portfolio.cash == 10_000 - 3 * 100.5 - 1.0
+    assert portfolio.available_cash == portfolio.cash  # the hold is freed
+    assert portfolio.positions == {"GOOG": Position(qty=3, avg_cost=100.5)}
+    assert portfolio.realised_pnl == -1.0
+    assert portfolio.open_orders == {}
+    assert algo.state()["fills"] == 1
 
 
 def test_order_ids_are_unique() -> None:
@@ -329,14 +417,7 @@ def test_a_bad_quote_rejects_the_whole_batch_before_anything_happens(bad: Any, r
     with pytest.raises(QuoteRejected) as info:
         algo.events([quote(price=10.0), bad, quote(price=10.0)])
     assert reason in info.value.reason
-    assert algo.state() == {
-        "portfolio": Portfolio(cash=1_000).summary(),
-        "portfolio_snapshot": Portfolio(cash=1_000).snapshot(),
-        "quotes": 0,
-        "orders": 0,
-        "errors": 0,
-        "last_error": None,
-    }
+    assert algo.state() == fresh_state(1_000)
 
 
 @pytest.mark.parametrize("batch", [quote(), "quotes", b"x", 7, None])
@@ -345,21 +426,35 @@ def test_events_takes_a_list(batch: Any) -> None:
         started(Buyer).events(batch)
 
 
-def test_a_buy_the_cash_cannot_cover_is_not_emitted() -> None:
+def test_a_buy_whose_hold_the_available_cash_cannot_cover_is_not_emitted() -> None:
     algo = started(Buyer, starting_cash=25, qty=1)
     orders = algo.events(series([10.0, 10.0, 10.0, 4.0]))
-    assert [o["price"] for o in orders] == [10.0, 10.0, 4.0]  # the third is refused
-    assert algo.portfolio.cash == 1.0
+    # Each buy holds its price plus 0.5%: two at 10.0 leave 4.90, too little for
+    # a third at 10.0 (10.05) but enough for one at 4.0 (4.02).
+    assert [o["ts"] for o in orders] == [1_000.0, 1_001.0, 1_003.0]
+    assert algo.portfolio.available_cash == pytest.approx(25 - 2 * 10.05 - 4.02)
+    assert algo.portfolio.cash == 25.0
     assert algo.state()["orders"] == 3
     assert algo.state()["quotes"] == 4
 
 
-def test_a_sale_beyond_the_position_is_not_emitted() -> None:
+def test_a_rejected_buy_frees_its_cash_for_the_next() -> None:
+    algo = started(Buyer, starting_cash=25, qty=2)
+    [order] = algo.events([quote(price=10.0)])  # holds 20.10 of the 25
+    assert algo.events([quote(price=10.0)]) == []
+    algo.fill(rejection_of(order))
+    assert len(algo.events([quote(price=10.0)])) == 1
+
+
+def test_a_sale_beyond_the_available_shares_is_not_emitted() -> None:
     algo = started(Seller, qty=1)
-    assert algo.events([quote()]) == []
-    algo.fill({"sid": "GOOG", "side": "buy", "qty": 1, "price": 50.0})
+    assert algo.events([quote()]) == []  # nothing held
+    algo.fill({"sid": "GOOG", "side": "buy", "qty": 1, "price": 50.0})  # an outside trade
     [order] = algo.events([quote(price=60.0)])
-    assert (order["side"], order["qty"], order["price"]) == ("sell", 1, 60.0)
+    assert (order["side"], order["qty"], order["type"]) == ("sell", 1, "market")
+    assert algo.events([quote(price=61.0)]) == []  # the share is held by the open sell
+    assert algo.portfolio.positions["GOOG"].qty == 1  # until the sell is filled
+    algo.fill(fill_of(order, price=60.0))
     assert algo.portfolio.positions == {}
     assert algo.portfolio.realised_pnl == 10.0
     assert algo.events([quote()]) == []
@@ -371,22 +466,23 @@ def test_zero_qty_places_nothing_and_negative_qty_is_an_error() -> None:
     assert algo.events([quote()]) == []
     assert algo.state()["errors"] == 1
     assert "buy qty must be an int >= 0, got -1" in algo.state()["last_error"]
+    assert algo.portfolio.open_orders == {}
 
 
 def test_a_forged_order_is_refused() -> None:
     algo = started(Forger)
     assert algo.events([quote()]) == []
-    assert algo.portfolio.positions == {}
+    assert algo.portfolio.open_orders == {}
     assert algo.state()["orders"] == 0
     assert algo.state()["errors"] == 1
-    assert "not an order buy()/sell() filled" in algo.state()["last_error"]
+    assert "not an order buy()/sell() placed" in algo.state()["last_error"]
 
 
-def test_an_order_edited_after_filling_is_refused_but_the_real_fill_is_emitted() -> None:
+def test_an_order_edited_after_placing_is_refused_but_the_placed_one_is_emitted() -> None:
     algo = started(Inflater)
     [order] = algo.events([quote()])
-    assert order["qty"] == 1  # what was really filled, not the edited 100
-    assert algo.portfolio.positions["GOOG"].qty == 1
+    assert order["qty"] == 1  # what was placed, not the edited 100
+    assert [o.qty for o in algo.portfolio.open_orders.values()] == [1]
     assert "changed since" in algo.state()["last_error"]
 
 
@@ -403,17 +499,17 @@ class BuysThenRaises(Algorithm):
 def test_a_failing_quote_does_not_cost_the_batch_its_orders() -> None:
     algo = started(BuysThenRaises)
     orders = algo.events(series([50.0, 150.0, 60.0]))
-    assert [o["price"] for o in orders] == [50.0, 150.0, 60.0]  # the 150 fill happened
-    assert algo.portfolio.positions["GOOG"].qty == 3
+    assert [o["ts"] for o in orders] == [1_000.0, 1_001.0, 1_002.0]  # 150.0 was placed
+    assert {o["id"] for o in orders} == set(algo.portfolio.open_orders)
     assert algo.state()["errors"] == 1
     assert algo.state()["last_error"] == "ValueError on GOOG: too dear"
 
 
-def test_filled_orders_are_emitted_even_if_event_leaves_them_out() -> None:
+def test_placed_orders_are_emitted_even_if_event_leaves_them_out() -> None:
     algo = started(Forgetful, starting_cash=1_000)
     [order] = algo.events([quote(price=10.0)])
     assert order["qty"] == 2
-    assert algo.portfolio.positions["GOOG"].qty == 2
+    assert set(algo.portfolio.open_orders) == {order["id"]}
 
 
 def test_an_order_returned_twice_is_emitted_once() -> None:
@@ -432,19 +528,149 @@ def test_helpers_refuse_to_trade_outside_event() -> None:
         algo.finalize()
     with pytest.raises(RuntimeError, match=r"sell\(\) places orders only inside event\(\)"):
         algo.sell(quote(), 1)
-    assert algo.portfolio.positions == {}
+    assert algo.portfolio.open_orders == {}
 
 
-# --- fill, state, finalize ---------------------------------------------------------------
+def test_the_buffer_bps_param_sets_what_a_buy_holds_back() -> None:
+    exact = started(Buyer, starting_cash=1_000, qty=10, buffer_bps=0)
+    assert len(exact.events([quote(price=100.0)])) == 1  # 1,000 held: all of it
+    assert exact.portfolio.available_cash == 0.0
+    wide = started(Buyer, starting_cash=1_000, qty=1, buffer_bps=1_000)
+    [order] = wide.events([quote(price=100.0)])
+    assert wide.portfolio.open_orders[order["id"]].reserved_cash == pytest.approx(110.0)
 
 
-def test_fill_applies_to_the_portfolio() -> None:
+# --- limit orders --------------------------------------------------------------------------
+
+
+def test_a_limit_buy_carries_its_limit_price_and_holds_cash_at_it() -> None:
+    algo = started(LimitTrader, starting_cash=1_000, side="buy", qty=2, limit_price=95)
+    [order] = algo.events([quote(price=100.0, ask=101.0)])
+    assert {k: v for k, v in order.items() if k != "id"} == {
+        "sid": "GOOG",
+        "side": "buy",
+        "qty": 2,
+        "type": "limit",
+        "limit_price": 95.0,
+        "ts": 1_000.0,
+    }
+    assert isinstance(order["limit_price"], float)
+    assert json.loads(json.dumps(order)) == order
+    held = algo.portfolio.open_orders[order["id"]]
+    assert held.reserved_cash == pytest.approx(2 * 95.0 * 1.005)  # not at the ask
+    algo.fill(fill_of(order, price=94.5))
+    assert algo.portfolio.positions["GOOG"] == Position(qty=2, avg_cost=94.5)
+    assert algo.portfolio.available_cash == algo.portfolio.cash == 1_000 - 189.0
+
+
+def test_a_limit_buy_above_the_market_needs_cash_for_its_limit() -> None:
+    # At the market (100.0) 5 shares hold 502.50, at the 200.0 limit 1,005: too much.
+    algo = started(LimitTrader, starting_cash=1_000, side="buy", qty=5, limit_price=200.0)
+    assert algo.events([quote(price=100.0)]) == []
+    assert algo.portfolio.open_orders == {}
+
+
+def test_a_limit_sell_carries_its_limit_price_and_holds_the_shares() -> None:
+    algo = started(LimitTrader, side="sell", qty=3, limit_price=120.0)
+    algo.fill({"sid": "GOOG", "side": "buy", "qty": 5, "price": 100.0})
+    [order] = algo.events([quote(price=110.0)])
+    assert (order["side"], order["type"], order["limit_price"]) == ("sell", "limit", 120.0)
+    assert algo.portfolio.available_shares("GOOG") == 2
+    assert algo.portfolio.available_cash == algo.portfolio.cash  # a sell holds no cash
+    assert algo.events([quote(price=110.0)]) == []  # 3 more than the 2 available
+
+
+@pytest.mark.parametrize("limit_price", [0, -1.0, float("nan"), float("inf"), True, "95"])
+def test_an_unusable_limit_price_is_an_error_of_that_quote(limit_price: Any) -> None:
+    algo = started(LimitTrader, side="buy", limit_price=limit_price)
+    assert algo.events([quote()]) == []
+    assert algo.state()["errors"] == 1
+    assert "limit_price must be a finite number > 0" in algo.state()["last_error"]
+    assert algo.portfolio.open_orders == {}
+
+
+# --- fill, rejection, state, finalize ------------------------------------------------------
+
+
+def test_a_fill_without_order_id_books_an_outside_trade() -> None:
     algo = started(Quiet, starting_cash=1_000)
     algo.fill({"sid": "goog", "side": "buy", "qty": 4, "price": 10.0, "fee": 1.0, "order": "x"})
     algo.fill({"sid": "GOOG", "side": "sell", "qty": 1, "price": 12.0, "fee": None})
     assert algo.portfolio.positions["GOOG"].qty == 3
     assert algo.portfolio.cash == 1_000 - 41.0 + 12.0
     assert algo.portfolio.realised_pnl == -1.0 + 2.0
+    assert algo.state()["fills"] == 2
+
+
+def test_a_second_fill_of_the_same_order_is_refused_and_changes_nothing() -> None:
+    algo = started(Buyer, starting_cash=1_000, qty=2)
+    [order] = algo.events([quote(price=10.0)])
+    report = fill_of(order, price=10.0, fee=0.5)
+    algo.fill(report)
+    before = algo.state()
+    with pytest.raises(PortfolioError, match="which is not open here"):
+        algo.fill(report)
+    assert algo.state() == before
+    assert before["fills"] == 1
+    assert algo.portfolio.positions["GOOG"].qty == 2
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"qty": 1}, "fill buy 1 GOOG does not match open order"),
+        ({"side": "sell"}, "fill sell 2 GOOG does not match open order"),
+        ({"sid": "MSFT"}, "fill buy 2 MSFT does not match open order"),
+    ],
+)
+def test_a_fill_not_matching_its_order_is_refused_and_changes_nothing(
+    change: dict[str, Any], reason: str
+) -> None:
+    algo = started(Buyer, starting_cash=1_000, qty=2)
+    algo.fill({"sid": "GOOG", "side": "buy", "qty": 5, "price": 10.0})  # a sell could fill
+    [order] = algo.events([quote(price=10.0)])
+    before = algo.state()
+    with pytest.raises(PortfolioError) as info:
+        algo.fill({**fill_of(order, price=10.0), **change})
+    assert reason in info.value.reason
+    assert algo.state() == before
+    algo.fill(fill_of(order, price=10.0))  # the order is still open for its real fill
+    assert algo.portfolio.positions["GOOG"].qty == 7
+
+
+def test_a_rejection_frees_the_hold_and_is_counted() -> None:
+    assert REJECTED_KEY == "rejected"  # the report's wire format
+    algo = started(Buyer, starting_cash=1_000, qty=5)
+    [order] = algo.events([quote(price=100.0)])
+    assert algo.portfolio.available_cash == pytest.approx(1_000 - 502.5)
+    algo.fill(rejection_of(order, "outside the price band"))
+    assert algo.portfolio.open_orders == {}
+    assert algo.portfolio.available_cash == algo.portfolio.cash == 1_000
+    assert algo.portfolio.positions == {}
+    state = algo.state()
+    assert (state["rejected"], state["fills"]) == (1, 0)
+    assert state["last_rejection"] == f"{order['id']}: outside the price band"
+
+
+def test_a_rejected_sell_gives_back_its_shares() -> None:
+    algo = started(Seller, qty=3)
+    algo.fill({"sid": "GOOG", "side": "buy", "qty": 3, "price": 10.0})
+    [order] = algo.events([quote(price=10.0)])
+    assert algo.portfolio.available_shares("GOOG") == 0
+    algo.fill(rejection_of(order))
+    assert algo.portfolio.available_shares("GOOG") == 3
+    assert len(algo.events([quote(price=10.0)])) == 1  # it can be sold again
+
+
+@pytest.mark.parametrize("then", ["filled", "rejected"])
+def test_a_rejection_of_an_order_no_longer_open_is_refused(then: str) -> None:
+    algo = started(Buyer, starting_cash=1_000, qty=1)
+    [order] = algo.events([quote(price=10.0)])
+    algo.fill(fill_of(order, price=10.0) if then == "filled" else rejection_of(order))
+    before = algo.state()
+    with pytest.raises(PortfolioError, match=f"no open order '{order['id']}'"):
+        algo.fill(rejection_of(order))
+    assert algo.state() == before
 
 
 @pytest.mark.parametrize(
@@ -456,14 +682,24 @@ def test_fill_applies_to_the_portfolio() -> None:
         ({"sid": "GOOG", "side": "buy", "qty": 1, "price": 1.0, "fee": "1"}, "fee must be"),
         ({"sid": "GOOG", "side": "buy", "qty": 1000, "price": 1.0}, "cash is only 100.0"),
         ({"sid": "GOOG", "side": "sell", "qty": 1, "price": 1.0}, "the position is 0"),
+        (
+            {"order_id": 7, "sid": "GOOG", "side": "buy", "qty": 1, "price": 1.0},
+            "order_id must be a string, got 7",
+        ),
+        (
+            {"order_id": "nope", "sid": "GOOG", "side": "buy", "qty": 1, "price": 1.0},
+            "fill for order 'nope', which is not open here",
+        ),
+        ({"rejected": "no"}, "a rejection needs the order_id"),
+        ({"order_id": "nope", "rejected": "no"}, "no open order 'nope'"),
     ],
 )
-def test_fill_rejects_bad_fills_and_changes_nothing(fill: dict[str, Any], reason: str) -> None:
+def test_fill_rejects_bad_reports_and_changes_nothing(fill: dict[str, Any], reason: str) -> None:
     algo = started(Quiet, starting_cash=100)
     with pytest.raises(PortfolioError) as info:
         algo.fill(fill)
     assert reason in info.value.reason
-    assert algo.portfolio.snapshot() == Portfolio(cash=100).snapshot()
+    assert algo.state() == fresh_state(100)
 
 
 def test_fill_requires_a_mapping() -> None:
@@ -473,22 +709,30 @@ def test_fill_requires_a_mapping() -> None:
 
 def test_state_and_finalize_are_json_safe_and_agree() -> None:
     algo = started(Buyer, starting_cash=1_000, qty=2)
-    algo.events(series([10.0, 12.0]))
+    first, second, third, fourth = algo.events(series([10.0, 12.0, 11.0, 11.5]))
+    algo.fill(fill_of(first, price=10.0))
+    algo.fill(fill_of(second, price=12.0))
+    algo.fill(rejection_of(third, "halted"))
     state = algo.state()
     assert json.loads(json.dumps(state, allow_nan=False)) == state
     assert state == {
         "portfolio": algo.portfolio.summary(),
         "portfolio_snapshot": algo.portfolio.snapshot(),
-        "quotes": 2,
-        "orders": 2,
+        "quotes": 4,
+        "orders": 4,
+        "fills": 2,
+        "rejected": 1,
+        "last_rejection": f"{third['id']}: halted",
         "errors": 0,
         "last_error": None,
     }
     assert state["portfolio"]["positions"]["GOOG"] == {
         "qty": 4,
         "avg_cost": 11.0,
-        "last_price": 12.0,
+        "last_price": 12.0,  # the last fill marked it
     }
+    assert state["portfolio"]["open_orders"] == 1
+    assert list(state["portfolio_snapshot"]["open_orders"]) == [fourth["id"]]
     assert algo.finalize() == state
 
 
@@ -496,13 +740,13 @@ def test_state_and_finalize_are_json_safe_and_agree() -> None:
 
 
 def expected_fraction_buys(cash: float, prices: Sequence[float]) -> list[int]:
-    """Quantities a FractionOfCash(0.1) buyer places when it buys on every quote."""
+    """Quantities a FractionOfCash(0.1) buyer places on every quote while nothing fills."""
     p = Portfolio(cash=cash)
     quantities = []
-    for price in prices:
+    for n, price in enumerate(prices):
         qty = p.optimize(quote(price=price))
         if qty:
-            p.apply_fill(sid="GOOG", side="buy", qty=qty, price=price)
+            p.reserve(f"o{n}", sid="GOOG", side="buy", qty=qty, price=price)
             quantities.append(qty)
     return quantities
 
@@ -517,9 +761,11 @@ def test_random_algo_with_threshold_zero_buys_on_every_quote_it_can_afford() -> 
     orders = algo.events(series(prices))
     expected = expected_fraction_buys(1_000, prices)
     assert [o["qty"] for o in orders] == expected
+    assert expected[:2] == [10, 8]  # a tenth of what the earlier orders do not hold
     assert len(expected) == 7  # at 500.0 a tenth of the cash buys nothing
     assert {o["side"] for o in orders} == {"buy"}
-    assert algo.portfolio.cash >= 0
+    assert algo.portfolio.available_cash >= 0
+    assert algo.portfolio.cash == 1_000
 
 
 def test_random_algo_buys_exactly_when_the_seeded_draw_beats_the_threshold() -> None:
@@ -535,7 +781,7 @@ def test_random_algo_is_reproducible_with_a_seed() -> None:
     def run() -> list[tuple[str, int, float]]:
         algo = started(RandomAlgo, threshold=0.3, seed=42)
         prices = [100.0 + (i % 7) for i in range(40)]
-        return [(o["side"], o["qty"], o["price"]) for o in algo.events(series(prices))]
+        return [(o["side"], o["qty"], o["ts"]) for o in algo.events(series(prices))]
 
     assert run() == run()
     assert run()
@@ -569,17 +815,33 @@ def test_random_algo_rejects_bad_params(params: dict[str, Any], reason: str) -> 
 
 def test_moving_average_cross_buys_on_the_upward_cross_and_sells_all_on_the_downward() -> None:
     algo = started(MovingAverageCross, fast=2, slow=4, starting_cash=10_000)
+    quotes = series([10.0, 10.0, 10.0, 10.0, 12.0, 8.0])
     # Full window at #3 (fast 10 == slow 10: not above). #4: fast 11 > slow 10.5 -> buy.
+    [buy] = algo.events(quotes[:5])
+    assert (buy["side"], buy["ts"]) == ("buy", 1_004.0)
+    assert buy["qty"] == Portfolio(cash=10_000).optimize(quote(price=12.0)) == 83
+    algo.fill(fill_of(buy, price=12.0))
     # #5: window 10,10,12,8 -> fast 10 == slow 10 -> downward cross -> sell everything.
-    orders = algo.events(series([10.0, 10.0, 10.0, 10.0, 12.0, 8.0]))
-    assert [(o["side"], o["price"], o["ts"]) for o in orders] == [
-        ("buy", 12.0, 1_004.0),
-        ("sell", 8.0, 1_005.0),
-    ]
-    assert orders[0]["qty"] == Portfolio(cash=10_000).optimize(quote(price=12.0)) == 83
-    assert orders[1]["qty"] == 83
+    [sell] = algo.events(quotes[5:])
+    assert (sell["side"], sell["qty"], sell["ts"]) == ("sell", 83, 1_005.0)
+    algo.fill(fill_of(sell, price=8.0))
     assert algo.portfolio.positions == {}
     assert algo.portfolio.cash == 10_000 - 83 * 12.0 + 83 * 8.0
+
+
+def test_moving_average_cross_sells_only_the_shares_it_is_not_already_selling() -> None:
+    algo = started(MovingAverageCross, fast=2, slow=4, starting_cash=10_000)
+    quotes = series([10.0, 10.0, 10.0, 10.0, 12.0, 8.0, 20.0, 1.0, 1.0])
+    [first_buy] = algo.events(quotes[:5])
+    algo.fill(fill_of(first_buy, price=12.0))
+    [first_sell] = algo.events(quotes[5:6])  # left open: its 83 shares stay held back
+    [second_buy] = algo.events(quotes[6:7])  # window 10,12,8,20: fast 14 > slow 12.5
+    algo.fill(fill_of(second_buy, price=20.0))
+    # Window 8,20,1,1: fast 1 < slow 7.5, a downward cross; only the new shares are free.
+    [second_sell] = algo.events(quotes[7:])
+    assert second_sell["qty"] == second_buy["qty"]
+    assert algo.portfolio.positions["GOOG"].qty == first_sell["qty"] + second_sell["qty"]
+    assert algo.portfolio.available_shares("GOOG") == 0
 
 
 def test_moving_average_cross_needs_slow_prices_and_a_change_of_side() -> None:
@@ -608,7 +870,7 @@ def test_moving_average_cross_ignores_float_noise_when_prices_settle(
     assert algo.events(series([level * 1.1] * slow + [level] * (2 * slow))) == []
 
 
-def test_moving_average_cross_downward_cross_without_a_position_sells_nothing() -> None:
+def test_moving_average_cross_downward_cross_without_shares_sells_nothing() -> None:
     algo = started(MovingAverageCross, fast=2, slow=4)
     # The first full window (#3) starts above; #4 crosses down with nothing held.
     assert algo.events(series([10.0, 10.0, 10.0, 12.0, 8.0])) == []
@@ -616,6 +878,10 @@ def test_moving_average_cross_downward_cross_without_a_position_sells_nothing() 
     # downward cross has nothing to sell either.
     broke = started(MovingAverageCross, fast=2, slow=4, starting_cash=0)
     assert broke.events(series([10.0, 10.0, 10.0, 10.0, 12.0, 8.0])) == []
+    # A buy placed but not yet filled holds no shares: nothing to sell on the way down.
+    waiting = started(MovingAverageCross, fast=2, slow=4)
+    [buy] = waiting.events(series([10.0, 10.0, 10.0, 10.0, 12.0, 8.0]))
+    assert buy["side"] == "buy"
 
 
 def test_moving_average_cross_keeps_each_symbol_apart() -> None:
