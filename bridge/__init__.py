@@ -6,7 +6,7 @@ the click commands for the umbrella CLI.
 """
 
 from bridge._bridge import Bridge
-from bridge._cli import bridge_command, swap_command
+from bridge._cli import bridge_command, risk_group, swap_command
 from bridge._config import BridgeConfig
 from bridge._control import request_swap
 from bridge._overflow import Overflow
@@ -17,5 +17,6 @@ __all__ = [
     "Overflow",
     "bridge_command",
     "request_swap",
+    "risk_group",
     "swap_command",
 ]

@@ -41,16 +41,19 @@ import gevent
 
 from algos.server import CARRY_PARAM
 from bridge._config import BridgeConfig
-from bridge._control import SwapCommand, parse_control
+from bridge._control import ControlCommand, KillCommand, LiftCommand, SwapCommand, parse_control
+from bridge._desk import OrderDesk, Report
 from bridge._inbox import Inbox
 from bridge._link import AlgorithmLink
 from bridge._overflow import Entry
 from bridge._ring_source import RingSource
+from bridge._risk import RiskGate
 from broker import (
     BusClient,
     control_topic,
     decode_quotes,
-    orders_topic,
+    fills_topic,
+    rejected_orders_topic,
     subscription_filters,
     topic_matches,
     validate_filter,
@@ -59,6 +62,7 @@ from tickbus.errors import (
     AlgorithmError,
     AlgorithmUnavailable,
     ConfigError,
+    OrderRejected,
     QuoteRejected,
 )
 
@@ -76,9 +80,7 @@ class BridgeCounters:
 
     forwarded: int = 0
     batches: int = 0
-    orders: int = 0
     algo_errors: int = 0
-    bad_orders: int = 0
     unrouted: int = 0
     reconnects: int = 0
     swaps: int = 0
@@ -93,11 +95,11 @@ class Bridge:
 
     def __init__(self, config: BridgeConfig) -> None:
         self._config = config
-        self._inbox: Inbox[SwapCommand] = Inbox(
+        self._inbox: Inbox[ControlCommand | Report] = Inbox(
             capacity=config.max_pending, overflow=config.overflow
         )
         self._control_topic = control_topic(COMPONENT, config.name)
-        self._orders_topic = orders_topic(config.name)
+        self._report_topics = (fills_topic(config.name), rejected_orders_topic(config.name))
         self._counters = BridgeCounters()
         # Written only by paho's thread:
         self._received = 0
@@ -119,6 +121,12 @@ class Bridge:
         self._bus = BusClient(
             config.mqtt, component=COMPONENT, name=config.name, on_message=self._on_message
         )
+        self._desk = OrderDesk(
+            config.name,
+            RiskGate(config.risk),
+            self._bus,
+            dead_letter=lambda reason, payload: self._dead_letter(reason, "", payload),
+        )
         self._ring = None if config.ring is None else RingSource(config.ring, self._inbox)
 
     def run(self) -> None:
@@ -132,7 +140,7 @@ class Bridge:
         try:
             with self._bus as bus:
                 try:
-                    bus.subscribe([self._control_topic], qos=1)
+                    bus.subscribe([self._control_topic, *self._report_topics], qos=1)
                     if self._ring is not None:
                         self._ring.start()
                     self._serve()
@@ -160,7 +168,9 @@ class Bridge:
             max_quotes = 0 if self._link is None else self._config.max_batch
             commands, entries = self._inbox.take(max_quotes=max_quotes)
             for command in commands:
-                self._swap(command)
+                self._apply(command)
+            if self._link is not None and self._desk.pending:
+                self._deliver_reports()
             if entries:
                 started = time.monotonic()
                 self._forward(entries)
@@ -184,6 +194,9 @@ class Bridge:
         if topic == self._control_topic:
             self._on_control(payload)
             return
+        if topic in self._report_topics:
+            self._on_report(topic, payload)
+            return
         if not any(topic_matches(channel, topic) for channel in self._accepted):
             self._ignored += 1
             return
@@ -203,13 +216,48 @@ class Bridge:
             self._rejected += 1
             self._dead_letter(exc.reason, self._control_topic, payload)
             return
+        # The switch moves here, not between calls: orders the call in flight
+        # returns are already checked against it.
+        if isinstance(command, KillCommand):
+            self._desk.gate.kill(command.reason)
+        elif isinstance(command, LiftCommand):
+            self._desk.gate.lift()
         self._inbox.put_control(command)
+
+    def _on_report(self, topic: str, payload: bytes) -> None:
+        try:
+            report = self._desk.report_from(topic, payload)
+        except OrderRejected as exc:
+            self._rejected += 1
+            self._dead_letter(exc.reason, topic, payload)
+            return
+        if report is not None:
+            self._inbox.put_control(report)
 
     def _dead_letter(self, reason: str, topic: str, payload: bytes) -> None:
         log.warning("rejected a message on %s: %s", topic, reason)
         self._bus.publish_dead_letter(COMPONENT, reason=reason, topic=topic, payload=payload)
 
     # -- the hub's greenlet ----------------------------------------------------------
+
+    def _apply(self, command: ControlCommand | Report) -> None:
+        if isinstance(command, Report):
+            self._desk.queue(command)
+        elif isinstance(command, SwapCommand):
+            self._swap(command)
+        else:  # the switch already moved on paho's thread; report it
+            log.warning(
+                "kill switch %s",
+                f"on: {self._desk.gate.killed}" if self._desk.gate.killed else "lifted",
+            )
+            self._publish_stats()
+
+    def _deliver_reports(self) -> None:
+        assert self._link is not None
+        try:
+            self._desk.deliver(self._link)
+        except AlgorithmUnavailable as exc:
+            self._lose_link(exc.reason)
 
     def _connect(self) -> None:
         """One attempt to reach the current endpoint and initialise it."""
@@ -264,6 +312,11 @@ class Bridge:
         self._problem = None
         self._inbox.set_draining(True)
         log.info("forwarding %s to %s", channels, link.endpoint)
+        self._deliver_reports()
+        if self._link is not None:
+            self._refresh_algo_state()
+        if self._algo_state is not None and self._link is not None:
+            self._desk.seed(self._algo_state)
         self._publish_stats()
 
     def _forward(self, entries: list[Entry]) -> None:
@@ -275,6 +328,7 @@ class Bridge:
         if not routed:
             return
         quotes = [quote for _topic, quote in routed]
+        self._desk.note_prices(quotes)
         try:
             orders = self._link.events(quotes)
         except AlgorithmUnavailable as exc:
@@ -288,7 +342,9 @@ class Bridge:
             return
         self._counters.forwarded += len(quotes)
         self._counters.batches += 1
-        self._publish_orders(orders)
+        self._desk.submit(orders)
+        if self._desk.pending:  # orders the desk refused: the algorithm frees their holds
+            self._deliver_reports()
 
     def _is_routed(self, topic: str) -> bool:
         routed = self._routes.get(topic)
@@ -296,21 +352,6 @@ class Bridge:
             routed = any(topic_matches(channel, topic) for channel in self._channels)
             self._routes[topic] = routed
         return routed
-
-    def _publish_orders(self, orders: list[Any]) -> None:
-        for order in orders:
-            try:
-                if not isinstance(order, dict):
-                    raise TypeError(f"an order must be an object, got {type(order).__name__}")
-                payload = json.dumps({**order, "algo": self._config.name}, allow_nan=False)
-            except (TypeError, ValueError) as exc:
-                self._counters.bad_orders += 1
-                self._dead_letter(
-                    f"algorithm returned a bad order: {exc}", "", repr(order).encode()
-                )
-                continue
-            self._bus.publish(self._orders_topic, payload, qos=1)
-            self._counters.orders += 1
 
     def _lose_link(self, reason: str, *, undelivered: Sequence[Entry] = ()) -> None:
         assert self._link is not None
@@ -392,7 +433,11 @@ class Bridge:
             mqtt_reconnects=self._bus.reconnects,
             source="mqtt" if self._config.ring is None else f"ring://{self._config.ring}",
             ring_lost=None if self._ring is None else self._ring.lost,
-            **{k: v for k, v in vars(counters).items()},
+            **vars(counters),
+            **vars(self._desk.counters),
+            reports_pending=self._desk.pending,
+            killed=self._desk.gate.killed,
+            risk_limits={k: v for k, v in vars(self._desk.gate.limits).items() if v is not None},
             algo=self._algo_state,
         )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import click
@@ -10,8 +11,9 @@ import click
 from algos.server import heartbeat_option, params_option
 from bridge._bridge import Bridge
 from bridge._config import BridgeConfig
-from bridge._control import request_swap
+from bridge._control import request_swap, set_kill_switch
 from bridge._overflow import Overflow
+from bridge._risk import RiskLimits
 from broker import MqttSettings, mqtt_option, validate_name
 from tickbus.errors import ConfigError, RingError, SwapFailed
 
@@ -80,6 +82,29 @@ from tickbus.errors import ConfigError, RingError, SwapFailed
     "algorithm (while the algorithm is down, block drops the oldest). Every quote "
     "conflated or dropped is counted on status/bridge/NAME.",
 )
+@click.option(
+    "--risk-limits",
+    "risk_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help='Read the limits from a JSON object such as {"max_order_qty": 100, '
+    '"max_position": 1000}; the --max-* flags override it.',
+)
+@click.option("--max-order-qty", type=click.IntRange(min=1), help="Most shares in one order.")
+@click.option(
+    "--max-order-notional",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Most qty * price in one order (the limit price, else the last quote's price).",
+)
+@click.option(
+    "--max-position",
+    type=click.IntRange(min=1),
+    help="Most shares in one symbol, counting every order let through as filled.",
+)
+@click.option(
+    "--max-orders-per-s",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Most orders let through in any one-second window.",
+)
 def bridge_command(
     mqtt: MqttSettings,
     rpc: str,
@@ -92,18 +117,37 @@ def bridge_command(
     coalesce_ms: float,
     max_pending: int,
     overflow: Overflow,
+    risk_file: Path | None,
+    max_order_qty: int | None,
+    max_order_notional: float | None,
+    max_position: int | None,
+    max_orders_per_s: float | None,
 ) -> None:
     """Forward the quotes an algorithm asks for to it, and publish its orders.
 
     Calls initialize(params) on the algorithm at --rpc, subscribes to the
     channels it returns, sends quotes in batches with events(quotes) (one call
-    in flight), and publishes each order as JSON on orders/NAME. Bad payloads
-    go to deadletter/bridge. If the algorithm dies, the bridge keeps the quotes
-    (up to --max-pending, then --overflow applies), reports "degraded" on status/bridge/NAME, and
-    re-initialises the server when it is back. `tickbus swap` points it at
+    in flight), and publishes each order as JSON on orders/NAME once it passes
+    the order schema and the risk limits (--max-*, --risk-limits) and the kill
+    switch (`tickbus risk kill`); a refused order goes to orders/NAME/rejected
+    with its reason. Fills on fills/NAME, and execution's rejections, go back
+    to the algorithm with fill(). Bad payloads go to deadletter/bridge.
+
+    If the algorithm dies, the bridge keeps the quotes (up to --max-pending,
+    then --overflow applies) and the fills, reports "degraded" on
+    status/bridge/NAME, and re-initialises the server when it is back. `tickbus swap` points it at
     another server while quotes keep flowing.
     """
     try:
+        limits = RiskLimits() if risk_file is None else RiskLimits.from_file(risk_file)
+        limits = limits.merged(
+            {
+                "max_order_qty": max_order_qty,
+                "max_order_notional": max_order_notional,
+                "max_position": max_position,
+                "max_orders_per_s": max_orders_per_s,
+            }
+        )
         config = BridgeConfig(
             mqtt=mqtt,
             rpc=rpc,
@@ -116,6 +160,7 @@ def bridge_command(
             overflow=overflow,
             max_batch=max_batch,
             coalesce=coalesce_ms / 1000,
+            risk=limits,
         )
         Bridge(config).run()
     except (ConfigError, RingError) as exc:
@@ -167,6 +212,53 @@ def swap_command(
         raise click.ClickException(exc.reason) from exc
     click.echo(f"bridge {bridge_name} now forwards to {rpc}")
     click.echo(json.dumps({"finalize": report.get("finalize")}, indent=2))
+
+
+_confirm_timeout = click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    help="Seconds to wait for the bridge to confirm.",
+)
+
+
+@click.group(name="risk")
+def risk_group() -> None:
+    """Operate a bridge's kill switch: stop an algorithm's orders at once, or let them go."""
+
+
+@risk_group.command(name="kill")
+@mqtt_option
+@click.option("--bridge", "bridge_name", required=True, help="The bridge's --name.")
+@click.option("--reason", required=True, help="Why; every refused order carries it.")
+@_confirm_timeout
+def kill_command(mqtt: MqttSettings, bridge_name: str, reason: str, timeout: float) -> None:
+    """Refuse every new order of the bridge's algorithm, from the next order on.
+
+    Quotes keep flowing to the algorithm; its orders go to orders/NAME/rejected
+    with the reason. The switch is retained on control/bridge/NAME, so it holds
+    across a bridge restart, until `tickbus risk lift`.
+    """
+    _set_switch(mqtt, bridge_name, reason, timeout)
+    click.echo(f"bridge {bridge_name}: kill switch on ({reason})")
+
+
+@risk_group.command(name="lift")
+@mqtt_option
+@click.option("--bridge", "bridge_name", required=True, help="The bridge's --name.")
+@_confirm_timeout
+def lift_command(mqtt: MqttSettings, bridge_name: str, timeout: float) -> None:
+    """Let the bridge's algorithm trade again (every order still checked against the limits)."""
+    _set_switch(mqtt, bridge_name, None, timeout)
+    click.echo(f"bridge {bridge_name}: kill switch lifted")
+
+
+def _set_switch(mqtt: MqttSettings, bridge_name: str, reason: str | None, timeout: float) -> None:
+    try:
+        set_kill_switch(mqtt, bridge=validate_name(bridge_name), reason=reason, timeout=timeout)
+    except ConfigError as exc:
+        raise click.ClickException(exc.reason) from exc
 
 
 def _parse_source(value: str) -> str | None:

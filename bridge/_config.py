@@ -8,6 +8,7 @@ from typing import Any
 
 from algos.server import DEFAULT_HEARTBEAT_S
 from bridge._overflow import Overflow
+from bridge._risk import RiskLimits
 from broker import MqttSettings
 
 
@@ -36,6 +37,7 @@ class BridgeConfig:
             `bridge._bridge.COALESCE_FROM` quotes), the least time from the
             start of one ``events`` call to the next (0.002): quotes gather
             into fewer, larger calls. A lone quote never waits.
+        risk: The pre-trade limits every order must pass (none by default).
         stats_interval: Seconds between status messages with counters (1.0).
         retry_interval: Seconds between attempts to reach a lost algorithm (0.5).
     """
@@ -51,5 +53,6 @@ class BridgeConfig:
     overflow: Overflow = Overflow.CONFLATE
     max_batch: int = 5_000
     coalesce: float = 0.002
+    risk: RiskLimits = field(default_factory=RiskLimits)
     stats_interval: float = 1.0
     retry_interval: float = 0.5

@@ -94,6 +94,10 @@ class AlgorithmLink:
             )
         return orders
 
+    def fill(self, report: Mapping[str, Any]) -> None:
+        """Call `fill(report)`: a fill or a rejection of one of the algorithm's orders."""
+        self._call("fill", dict(report))
+
     def state(self) -> dict[str, Any]:
         """Call `state()`; the algorithm's JSON-safe state."""
         return self._mapping("state")

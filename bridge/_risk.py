@@ -80,8 +80,10 @@ class RiskLimits:
 class RiskGate:
     """Decides, order by order, whether an algorithm's order may go onto the bus.
 
-    Not thread-safe: the bridge's hub calls it. An order let through counts at
-    once toward the position and rate limits.
+    Not thread-safe: the bridge's hub calls it, apart from `kill` and `lift`,
+    which set one attribute and may be called from any thread (so a kill
+    applies to the very next order). An order let through counts at once
+    toward the position and rate limits.
 
     Args:
         limits: The limits to enforce.
@@ -102,6 +104,23 @@ class RiskGate:
     def lift(self) -> None:
         """Let orders through again (each still checked against the limits)."""
         self.killed = None
+
+    def forget(self, order: Mapping[str, Any]) -> None:
+        """Stop counting an order let through that will not fill (execution rejected it).
+
+        An order that is not a mapping with ``sid``, ``side`` and an int ``qty``
+        is ignored: it never passed `check`.
+        """
+        try:
+            sid, side, qty = order["sid"], order["side"], order["qty"]
+        except (KeyError, TypeError):
+            return
+        if isinstance(sid, str) and isinstance(qty, int) and side in ("buy", "sell"):
+            self._positions[sid] = self.position(sid) - (qty if side == "buy" else -qty)
+
+    def reset_positions(self, positions: Mapping[str, int]) -> None:
+        """Count from `positions` (shares by symbol, orders let through included) from now on."""
+        self._positions = dict(positions)
 
     def position(self, sid: str) -> int:
         """Shares in `sid` implied by the orders let through (sells count negative)."""
@@ -126,8 +145,9 @@ class RiskGate:
 
     def _refusal(self, order: Mapping[str, Any], last_price: float | None) -> str | None:
         limits, qty, sid = self.limits, order["qty"], order["sid"]
-        if self.killed is not None:
-            return f"kill switch on: {self.killed}"
+        killed = self.killed  # read once: another thread may lift it meanwhile
+        if killed is not None:
+            return f"kill switch on: {killed}"
         if limits.max_order_qty is not None and qty > limits.max_order_qty:
             return f"qty {qty} is above max_order_qty {limits.max_order_qty}"
         if limits.max_order_notional is not None:

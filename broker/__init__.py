@@ -19,7 +19,9 @@ here, so feeds, bridges and tools import it instead of spelling it out:
   ``limit_price`` for limit orders) and raises `tickbus.errors.OrderRejected`
   with a reason naming the field; `parse_order` validates a mapping;
   `encode_order` writes compact JSON. Rejected orders go back on
-  `rejected_orders_topic` (``orders/<algo>/rejected``).
+  `rejected_orders_topic` (``orders/<algo>/rejected``) as a `rejection_notice`
+  (``reason``, ``by``, ``order``); `decode_report` frames a fill or a notice
+  and `rejected_order_id` reads the notice's order id.
 * Connection settings: `MqttSettings.from_url` parses
   ``mqtt://user:pass@host:port``; the entry points take the URL from a flag,
   `MQTT_URL_ENV` or `DEFAULT_MQTT_URL` (`mqtt_option` is that flag, for click
@@ -58,10 +60,15 @@ from broker._orders import (
     MAX_ORDER_BYTES,
     MAX_ORDER_ID_LENGTH,
     MAX_ORDER_QTY,
+    REJECTED_BY_BRIDGE,
+    REJECTED_BY_EXECUTION,
     Order,
     decode_order,
+    decode_report,
     encode_order,
     parse_order,
+    rejected_order_id,
+    rejection_notice,
 )
 from broker._topics import (
     QUOTES,
@@ -93,6 +100,8 @@ __all__ = [
     "MAX_SYMBOL_LENGTH",
     "MQTT_URL_ENV",
     "QUOTES",
+    "REJECTED_BY_BRIDGE",
+    "REJECTED_BY_EXECUTION",
     "BusClient",
     "LocalBrokerConfig",
     "MqttSettings",
@@ -104,6 +113,7 @@ __all__ = [
     "deadletter_topic",
     "decode_order",
     "decode_quotes",
+    "decode_report",
     "encode_order",
     "encode_quote_json",
     "encode_quotes_msgpack",
@@ -117,7 +127,9 @@ __all__ = [
     "parse_order",
     "parse_quote",
     "quote_topic",
+    "rejected_order_id",
     "rejected_orders_topic",
+    "rejection_notice",
     "run_local_broker",
     "status_topic",
     "subscription_filters",

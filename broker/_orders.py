@@ -119,6 +119,11 @@ def decode_order(payload: bytes) -> Order:
             not an object, or a bad field. No other exception escapes,
             whatever the bytes.
     """
+    return parse_order(_load_object(payload, "an order object"))
+
+
+def _load_object(payload: bytes, what: str) -> dict[str, Any]:
+    """One JSON object of at most `MAX_ORDER_BYTES`, or `OrderRejected` with the reason."""
     if not isinstance(payload, bytes):
         raise OrderRejected(f"payload must be bytes, got {type(payload).__name__}")
     size = len(payload)
@@ -133,8 +138,8 @@ def decode_order(payload: bytes) -> Order:
     except QuoteRejected as exc:
         raise OrderRejected(exc.reason) from None
     if type(data) is not dict:
-        raise OrderRejected(f"expected an order object, got {_kind(data)}")
-    return parse_order(data)
+        raise OrderRejected(f"expected {what}, got {_kind(data)}")
+    return data
 
 
 def encode_order(order: Order) -> bytes:
@@ -207,3 +212,47 @@ def _qty(value: object) -> int:
     if value > MAX_ORDER_QTY:
         raise OrderRejected(f"qty {_show(value)} is too large, the limit is {MAX_ORDER_QTY:.0e}")
     return int(value)
+
+
+REJECTED_BY_BRIDGE = "bridge"
+REJECTED_BY_EXECUTION = "execution"
+
+
+def rejection_notice(order: Mapping[str, Any] | str, reason: str, *, by: str) -> dict[str, Any]:
+    """The message published on ``orders/<algo>/rejected`` for a refused order.
+
+    Args:
+        order: The order as it was refused: a mapping, or the payload as text
+            when it was not even an object.
+        reason: Why it was refused.
+        by: Who refused it: `REJECTED_BY_BRIDGE` (schema or risk) or
+            `REJECTED_BY_EXECUTION`.
+    """
+    return {"reason": reason, "by": by, "order": order}
+
+
+def decode_report(payload: bytes) -> dict[str, Any]:
+    """One JSON object of at most `MAX_ORDER_BYTES`: a fill or a rejection notice.
+
+    Only the framing is checked here; the algorithm's portfolio checks the
+    fields of a fill, and `rejected_order_id` those of a notice.
+
+    Raises:
+        OrderRejected: Empty, too large, not UTF-8 JSON (NaN included), too
+            deeply nested, or not an object; with the reason.
+    """
+    return _load_object(payload, "an object")
+
+
+def rejected_order_id(notice: Mapping[str, Any]) -> str:
+    """The ``id`` of the order a rejection notice is about.
+
+    Raises:
+        OrderRejected: The notice carries no order with a string ``id`` (it
+            rejected a payload that was not an order: nobody holds it open).
+    """
+    order = notice.get("order")
+    order_id = order.get("id") if isinstance(order, Mapping) else None
+    if not isinstance(order_id, str) or not order_id:
+        raise OrderRejected("the rejection names no order id")
+    return order_id

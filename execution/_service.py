@@ -28,12 +28,14 @@ from typing import Any
 from broker import (
     MAX_ORDER_BYTES,
     QUOTES,
+    REJECTED_BY_EXECUTION,
     BusClient,
     Order,
     decode_order,
     decode_quotes,
     fills_topic,
     rejected_orders_topic,
+    rejection_notice,
     subscription_filters,
     validate_name,
 )
@@ -202,6 +204,6 @@ class _PaperService:
 
     def _send_rejection(self, algo: str, reason: str, order: Order | str) -> None:
         log.info("rejected an order of %s: %s", algo, reason)
-        message = {"reason": reason, "order": order}
+        message = rejection_notice(order, reason, by=REJECTED_BY_EXECUTION)
         self.bus.publish_json(rejected_orders_topic(algo), message, qos=1)
         self._counters.rejected += 1

@@ -56,3 +56,15 @@ class SlowAlgo(RecordingAlgo):
     def events(self, quotes: Sequence[Mapping[str, Any]]) -> list[Order]:
         time.sleep(self._delay)
         return super().events(quotes)
+
+
+class OrderEveryQuote(Algorithm):
+    """Places one market buy of ``qty`` shares (param, default 1) on every quote it can cover."""
+
+    def initialize(self, params: Mapping[str, Any]) -> list[str]:
+        self._qty = int(params.get("qty", 1))
+        return super().initialize(params)
+
+    def event(self, quote: Mapping[str, Any]) -> list[Order]:
+        order = self.buy(quote, self._qty)
+        return [order] if order is not None else []

@@ -191,6 +191,21 @@ def start_bridge(
     return procs.tickbus(*args, name=f"bridge-{name}")
 
 
+def start_execution(procs: Processes, mqtt_url: str, *flags: str) -> str:
+    """Run `tickbus execution paper` under a unique name; returns the name once it is online."""
+    name = unique("paper")
+    port = int(mqtt_url.rsplit(":", 1)[1])
+    with recorder(port, f"status/execution/{name}") as rec:
+        procs.tickbus("execution", "paper", "--mqtt", mqtt_url, "--name", name, *flags, name=name)
+        wait_until(
+            # Counters come after the subscriptions; the bare "online" of the connect before.
+            lambda: any("waiting" in s for s in rec.json_on(f"status/execution/{name}")),
+            timeout=15,
+            what=f"execution {name} online",
+        )
+    return name
+
+
 def wait_online(rec: MqttRecorder, name: str) -> dict[str, Any]:
     """The first status of bridge `name` that says it is online and subscribed."""
 

@@ -33,7 +33,15 @@ MOSQUITTO_CONF = REPO_ROOT / "broker" / "mosquitto.conf"
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
 BROKER_SERVICE = "mosquitto"
-PYTHON_SERVICES = ("feed", "algo-random", "algo-sma", "bridge-random", "bridge-sma", "view")
+PYTHON_SERVICES = (
+    "feed",
+    "execution",
+    "algo-random",
+    "algo-sma",
+    "bridge-random",
+    "bridge-sma",
+    "view",
+)
 PYTHON_IMAGE = "tickbus:dev"
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import zerorpc
 
+from broker import decode_order
 from tests.support import (
     Processes,
     free_port,
@@ -48,7 +49,8 @@ def test_feed_to_orders(procs: Processes, mqtt_url: str, mosquitto_port: int) ->
     assert order["algo"] == name
     assert order["sid"] == sid
     assert order["side"] == "buy"
-    assert order["qty"] > 0 and order["price"] > 0
+    assert order["qty"] > 0 and order["type"] == "market"
+    assert decode_order(json.dumps(order).encode()) == order, "valid on the bus's order schema"
 
 
 def test_mosquitto_pub_reaches_random_algo(
@@ -66,7 +68,7 @@ def test_mosquitto_pub_reaches_random_algo(
             timeout=10,
         )
         orders = wait_until(lambda: rec.json_on(f"orders/{name}"), timeout=10, what="an order")
-    assert [(o["sid"], o["side"], o["price"]) for o in orders] == [("GOOG", "buy", 3.45)]
+    assert [(o["sid"], o["side"], o["type"]) for o in orders] == [("GOOG", "buy", "market")]
     assert orders[0]["qty"] > 0
 
 

@@ -356,6 +356,7 @@ def test_a_market_order_without_a_quote_in_time_is_rejected_limits_keep_waiting(
         status = wait_stats(rec, name, "one rejected", rejected=1, waiting=1)
     assert rejection == {
         "reason": f"no quote for {sid} within 0.5 s",
+        "by": "execution",
         "order": {**market, "ts": pytest.approx(market["ts"])},
     }
     assert waited >= 0.5

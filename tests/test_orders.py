@@ -9,12 +9,16 @@ import pytest
 
 from broker import (
     MAX_ORDER_BYTES,
+    REJECTED_BY_BRIDGE,
     Order,
     decode_order,
+    decode_report,
     encode_order,
     orders_topic,
     parse_order,
+    rejected_order_id,
     rejected_orders_topic,
+    rejection_notice,
     topic_matches,
 )
 from tickbus.errors import ConfigError, OrderRejected
@@ -254,3 +258,29 @@ def test_rejected_orders_have_their_own_topic_below_the_orders() -> None:
     assert not topic_matches("orders/+", rejected_orders_topic("momentum"))
     with pytest.raises(ConfigError):
         rejected_orders_topic("a/b")
+
+
+# -- fills and rejection notices -------------------------------------------------------
+
+
+def test_decode_report_frames_one_object_and_nothing_else() -> None:
+    assert decode_report(b'{"order_id": "a", "qty": 1}') == {"order_id": "a", "qty": 1}
+    for payload, reason in [
+        (b"", "empty payload"),
+        (b"[1]", "expected an object, got array"),
+        (b'{"a": NaN}', "NaN"),
+        (b"x" * (MAX_ORDER_BYTES + 1), f"larger than the limit of {MAX_ORDER_BYTES} bytes"),
+    ]:
+        with pytest.raises(OrderRejected) as caught:
+            decode_report(payload)
+        assert reason in caught.value.reason
+
+
+def test_a_rejection_notice_names_its_order() -> None:
+    order = {"id": "o1", "sid": "GOOG"}
+    notice = rejection_notice(order, "too big", by=REJECTED_BY_BRIDGE)
+    assert notice == {"reason": "too big", "by": "bridge", "order": order}
+    assert rejected_order_id(notice) == "o1"
+    for unnamed in ({"order": "not json"}, {"order": {"id": 3}}, {}):
+        with pytest.raises(OrderRejected, match="names no order id"):
+            rejected_order_id(unnamed)

@@ -80,7 +80,7 @@ def test_the_readme_algorithm_serves_trades_and_swaps(
             )
         orders = wait_until(lambda: rec.json_on(f"orders/{name}"), timeout=10, what="a dip buy")
         swapped = swap(mqtt_url, name, new_addr)
-    assert [(o["sid"], o["side"], o["price"]) for o in orders] == [(sid, "buy", 98.0)]
+    assert [(o["sid"], o["side"], o["type"]) for o in orders] == [(sid, "buy", "market")]
     assert orders[0]["qty"] == int(50_000 * 0.1 / 98)
     assert swapped.returncode == 0, swapped.stderr
     assert f"now forwards to {new_addr}" in swapped.stdout

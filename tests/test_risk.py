@@ -1,4 +1,4 @@
-"""The bridge's pre-trade risk gate as plain Python: each limit refuses with its reason."""
+"""The bridge's pre-trade risk gate and its control commands as plain Python, with reasons."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from bridge._control import KillCommand, LiftCommand, SwapCommand, parse_control
 from bridge._risk import RiskGate, RiskLimits
 from tickbus.errors import ConfigError
 
@@ -98,3 +99,61 @@ def test_limits_from_a_file_with_flags_over_them(tmp_path: Path) -> None:
     path.write_text("[1]")
     with pytest.raises(ConfigError, match="must be a JSON object"):
         RiskLimits.from_file(path)
+
+
+def test_forget_takes_a_rejected_order_off_the_position() -> None:
+    gate = RiskGate(RiskLimits(max_position=10))
+    assert gate.check(order(qty=10), 100.0) is None
+    assert gate.check(order(qty=1), 100.0) is not None
+    gate.forget(order(qty=10))
+    assert gate.position("GOOG") == 0
+    assert gate.check(order(qty=10), 100.0) is None
+    gate.forget({"sid": "GOOG", "side": "buy"})  # no qty: never passed the gate, ignored
+    assert gate.position("GOOG") == 10
+
+
+def test_reset_positions_counts_from_what_the_algorithm_holds() -> None:
+    gate = RiskGate(RiskLimits(max_position=10))
+    gate.reset_positions({"GOOG": 8})
+    assert gate.check(order(qty=3), 100.0) == "position in GOOG would be 11, beyond max_position 10"
+    assert gate.check(order(qty=2), 100.0) is None
+
+
+# -- the control commands ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("payload", "command"),
+    [
+        (b'{"rpc": "tcp://h:1"}', SwapCommand(rpc="tcp://h:1", id="")),
+        (
+            b'{"rpc": "tcp://h:1", "id": "x", "carry_portfolio": true}',
+            SwapCommand(rpc="tcp://h:1", id="x", carry_portfolio=True),
+        ),
+        (b'{"kill": " runaway "}', KillCommand(reason="runaway")),
+        (b'{"lift": true}', LiftCommand()),
+    ],
+)
+def test_control_commands_parse(payload: bytes, command: object) -> None:
+    assert parse_control(payload) == command
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"nope", "control command is not JSON"),
+        (b"[1]", "must be a JSON object, got list"),
+        (b"{}", 'needs exactly one of "rpc" (swap), "kill" or "lift"'),
+        (b'{"kill": "x", "lift": true}', 'needs exactly one of "rpc"'),
+        (b'{"kill": ""}', '"kill" must be a reason of 1 to 200 characters'),
+        (b'{"kill": 3}', '"kill" must be a reason'),
+        (b'{"kill": "x", "by": "me"}', "unknown fields: by"),
+        (b'{"lift": false}', '"lift" must be true, got False'),
+        (b'{"rpc": "nowhere"}', '"rpc": "tcp://host:port"'),
+        (b'{"rpc": "tcp://h:1", "carry_portfolio": 1}', '"carry_portfolio" must be true or false'),
+    ],
+)
+def test_bad_control_commands_are_refused_with_a_reason(payload: bytes, reason: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_control(payload)
+    assert reason in caught.value.reason

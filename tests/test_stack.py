@@ -17,7 +17,7 @@ def bridge_rows(output: str) -> dict[str, list[str]]:
     rows: dict[str, list[str]] = {}
     for line in output.splitlines():
         columns = line.split()
-        if len(columns) >= 8 and columns[0] in ("random", "sma") and columns[1] == "online":
+        if len(columns) >= 9 and columns[0] in ("random", "sma") and columns[1] == "online":
             rows[columns[0]] = columns
     return rows
 
@@ -55,6 +55,7 @@ def test_up_starts_a_broker_trades_and_stops_everything(procs: Processes, tmp_pa
     rows = bridge_rows(output)
     assert set(rows) == {"random", "sma"}, output
     assert int(rows["random"][3]) > 0, "RandomAlgo sent orders"
+    assert int(rows["random"][4]) > 0, "paper execution filled them"
     assert int(rows["random"][2]) > 0 and int(rows["sma"][2]) > 0, "quotes reached both"
     assert "stopped every process" in output
     assert sorted(p.name for p in (tmp_path / "logs").iterdir()) == [
@@ -63,6 +64,7 @@ def test_up_starts_a_broker_trades_and_stops_everything(procs: Processes, tmp_pa
         "bridge-random.log",
         "bridge-sma.log",
         "broker.log",
+        "execution.log",
         "feed.log",
     ]
     assert_all_stopped(tmp_path / "logs", port)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
 import signal
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from tests.support import (
     recorder,
     serve_algorithm,
     start_bridge,
+    start_execution,
     swap,
     unique,
     wait_online,
@@ -54,10 +55,11 @@ def publish_quotes(rec: Any, sid: str, prices: list[float]) -> None:
 
 
 def snapshot_when_done(algo_state: Any, rpc: str, quotes: int) -> dict[str, Any]:
+    """The portfolio snapshot once `quotes` quotes are handled and every order is filled."""
     state = wait_until(
-        lambda: (s := algo_state(rpc))["quotes"] == quotes and s,
+        lambda: (s := algo_state(rpc))["quotes"] == quotes and s["fills"] == s["orders"] and s,
         timeout=15,
-        what=f"{quotes} quotes handled",
+        what=f"{quotes} quotes handled and their orders filled",
     )
     return dict(state["portfolio_snapshot"])
 
@@ -70,6 +72,7 @@ def test_a_server_killed_with_sigkill_restarts_with_the_same_book(
     state_dir = str(tmp_path / "book")
     serve = ["algo", "serve", "algos.examples:RandomAlgo", "--addr", addr]
     serve += ["--state-dir", state_dir, "--param", "threshold=0", "--param", "seed=1"]
+    start_execution(procs, mqtt_url, "--fee-bps", "5")
     with recorder(mosquitto_port, f"status/bridge/{name}") as rec:
         server = procs.tickbus(*serve, name="algo1")
         wait_until(lambda: "serving" in server.log(), timeout=15, what="server")
@@ -98,7 +101,8 @@ def test_swap_with_carry_portfolio_keeps_cash_and_positions_while_a_feed_runs(
     procs: Processes, mqtt_url: str, mosquitto_port: int, algo_state
 ) -> None:  # type: ignore[no-untyped-def]
     name, sid = unique("carry"), unique("Y").upper()
-    with recorder(mosquitto_port, f"status/bridge/{name}") as rec:
+    start_execution(procs, mqtt_url)
+    with recorder(mosquitto_port, f"status/bridge/{name}", f"fills/{name}") as rec:
         old = serve_algorithm(procs, "algos.examples:RandomAlgo", "threshold=0", "seed=2")
         new = serve_algorithm(procs, "tests.algos_for_tests:RecordingAlgo")
         start_bridge(procs, mqtt_url, old, name, f"channels=quotes/{sid}")
@@ -107,15 +111,26 @@ def test_swap_with_carry_portfolio_keeps_cash_and_positions_while_a_feed_runs(
             "feed", "synthetic", "--mqtt", mqtt_url, "--symbols", sid, "--rate", "100",
             "--count", "300", "--name", unique("carryfeed"), name="feed",
         )  # fmt: skip
-        wait_until(lambda: algo_state(old)["orders"] >= 3, timeout=15, what="old algo trading")
+        wait_until(lambda: algo_state(old)["fills"] >= 3, timeout=15, what="old algo trading")
         swapped = swap(mqtt_url, name, new, "--carry-portfolio")
         assert swapped.returncode == 0, swapped.stderr
         handed_over = json.loads(swapped.stdout[swapped.stdout.index("{") :])["finalize"]
-        time.sleep(0.5)  # the feed goes on; the new algorithm never trades
         assert feed.alive(), "the swap happened while quotes were flowing"
-        carried = algo_state(new)["portfolio_snapshot"]
-    book = handed_over["portfolio_snapshot"]
+        # The new algorithm never trades, but the orders it carried may still fill.
+        book = handed_over["portfolio_snapshot"]
+        state = wait_until(
+            lambda: (s := algo_state(new))["fills"] == len(book["open_orders"]) and s,
+            timeout=15,
+            what="the carried open orders filled on the new algorithm",
+        )
+        late = [f for f in rec.json_on(f"fills/{name}") if f["order_id"] in book["open_orders"]]
+    carried = state["portfolio_snapshot"]
     assert book["positions"], "the old algorithm held positions"
-    assert carried["cash"] == book["cash"]
+    assert carried["open_orders"] == {}
+    assert carried["cash"] == pytest.approx(
+        book["cash"] - math.fsum(f["qty"] * f["price"] + f["fee"] for f in late), abs=1e-9
+    )
     assert carried["realised_pnl"] == book["realised_pnl"]
-    assert carried["positions"] == book["positions"]
+    assert carried["positions"][sid]["qty"] == book["positions"][sid]["qty"] + sum(
+        f["qty"] for f in late
+    )

@@ -11,8 +11,9 @@ def status(board: StatusBoard, topic: str, **fields: object) -> None:
     board.on_status(topic, json.dumps(fields).encode())
 
 
-def test_render_shows_rate_orders_equity_and_problems() -> None:
+def test_render_shows_rate_orders_fills_equity_and_problems() -> None:
     board = StatusBoard()
+    status(board, "status/execution/paper", state="online", fills=6)
     status(board, "status/feed/synthetic", state="online", published=100)
     board.quotes_per_second(now=10.0)
     status(board, "status/feed/synthetic", state="online", published=300)
@@ -22,6 +23,9 @@ def test_render_shows_rate_orders_equity_and_problems() -> None:
         state="online",
         forwarded=250,
         orders=7,
+        fills=6,
+        orders_rejected=2,
+        killed="runaway",
         rpc="tcp://127.0.0.1:4242",
         algo={
             "portfolio": {
@@ -45,6 +49,7 @@ def test_render_shows_rate_orders_equity_and_problems() -> None:
         "online",
         "250",
         "7",
+        "6",
         "100,123.46",
         "5,000.00",
         "-12.50",
@@ -58,6 +63,9 @@ def test_render_shows_rate_orders_equity_and_problems() -> None:
         "@",
         "2,500.00",
     ]
+    assert "execution: paper online" in text
+    assert "! kill switch on: runaway" in text
+    assert "2 orders refused by risk checks" in text
     assert "! algorithm lost" in text
     assert "garbage" not in text
 
@@ -66,3 +74,4 @@ def test_render_before_anything_reported() -> None:
     lines = render(StatusBoard(), now=1.0, broker_url="mqtt://h:1")
     assert "(no bridge has reported yet)" in lines
     assert "feeds: none yet" in lines[1]
+    assert "execution: none (orders are not filled)" in lines[1]

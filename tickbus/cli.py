@@ -1,4 +1,4 @@
-"""The umbrella command: `tickbus broker|feed|algo|bridge|swap|execution|ring|view|up`."""
+"""The umbrella command: `tickbus broker|feed|algo|bridge|swap|risk|execution|ring|view|up`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from types import FrameType
 import click
 
 from algos.server import algo_group
-from bridge import bridge_command, swap_command
+from bridge import bridge_command, risk_group, swap_command
 from broker import MQTT_URL_ENV, MqttSettings, broker_command, mqtt_option
 from execution import execution_group
 from feeds import feed_group
@@ -152,5 +152,6 @@ main.add_command(feed_group)
 main.add_command(algo_group)
 main.add_command(bridge_command)
 main.add_command(swap_command)
+main.add_command(risk_group)
 main.add_command(ring_group)
 main.add_command(execution_group)
