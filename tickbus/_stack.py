@@ -1,7 +1,8 @@
 """`tickbus up`: the whole stack on one machine, as child processes, with a live view.
 
 Children: a broker (unless one already listens, or ``--mqtt`` names one), the
-two example algorithm servers, a bridge for each, and a synthetic feed. Their
+paper execution service, the two example algorithm servers, a bridge for
+each, and a synthetic feed. Their
 output goes to log files so it does not tear through the live view. SIGTERM
 or Ctrl-C stops them in reverse order of start (feed first, broker last), each
 with SIGTERM and, after a grace period, SIGKILL. If a child dies on its own,
@@ -29,6 +30,8 @@ from tickbus.errors import ConfigError
 
 STOP_GRACE_S = 5.0
 START_TIMEOUT_S = 15.0
+UP_SLIPPAGE_BPS = 2.0
+UP_FEE_BPS = 1.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,6 +99,9 @@ class Stack:
         """
         settings = self._broker()
         url = settings.url
+        # Costs like a liquid market's, so the view shows what they do to PnL.
+        costs = ["--slippage-bps", str(UP_SLIPPAGE_BPS), "--fee-bps", str(UP_FEE_BPS)]
+        self._spawn("execution", ["execution", "paper", "--mqtt", url, *costs])
         algos = {"random": "algos.examples:RandomAlgo", "sma": "algos.examples:MovingAverageCross"}
         params = {"random": ["--param", "threshold=0.9"], "sma": []}
         for name, spec in algos.items():

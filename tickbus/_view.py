@@ -1,4 +1,4 @@
-"""The live view: quotes per second, orders per algorithm, each portfolio's equity, PnL, positions.
+"""The live view: quotes/s, orders and fills per algorithm, each portfolio's equity, PnL, positions.
 
 It reads nothing but the retained status topics (``status/#``), so it works
 against any tickbus stack: local, in Docker, or on another host.
@@ -72,21 +72,28 @@ class StatusBoard:
 
 
 def render(board: StatusBoard, *, now: float, broker_url: str) -> list[str]:
-    """The view's lines: a header, the feeds, and one row per bridge."""
+    """The view's lines: a header, the feeds and execution, and one row per bridge."""
     feeds = board.of("feed")
+    executions = board.of("execution")
     lines = [
         f"tickbus  {time.strftime('%H:%M:%S')}  broker {broker_url}",
         f"quotes/s {board.quotes_per_second(now):9.1f}   feeds: "
-        + (", ".join(f"{n} {s.get('state')}" for n, s in feeds.items()) or "none yet"),
+        + (", ".join(f"{n} {s.get('state')}" for n, s in feeds.items()) or "none yet")
+        + "   execution: "
+        + (
+            ", ".join(f"{n} {s.get('state')}" for n, s in executions.items())
+            or "none (orders are not filled)"
+        ),
         "",
-        f"{'bridge':<12}{'state':<10}{'quotes':>10}{'orders':>9}{'equity':>14}"
+        f"{'bridge':<12}{'state':<10}{'quotes':>10}{'orders':>9}{'fills':>8}{'equity':>14}"
         f"{'cash':>14}{'realised':>12}{'unrealised':>12}  algorithm",
     ]
     for name, status in board.of("bridge").items():
         portfolio = ((status.get("algo") or {}).get("portfolio")) or {}
         lines.append(
             f"{name:<12}{status.get('state', '?'):<10}{status.get('forwarded', 0):>10}"
-            f"{status.get('orders', 0):>9}{_money(portfolio.get('equity')):>14}"
+            f"{status.get('orders', 0):>9}{status.get('fills', 0):>8}"
+            f"{_money(portfolio.get('equity')):>14}"
             f"{_money(portfolio.get('cash')):>14}{_money(portfolio.get('realised_pnl')):>12}"
             f"{_money(portfolio.get('unrealised_pnl')):>12}  {status.get('rpc', '')}"
         )
@@ -94,6 +101,10 @@ def render(board: StatusBoard, *, now: float, broker_url: str) -> list[str]:
             lines.append(f"{'':<12}  {_positions(portfolio['positions'])}")
         if status.get("reason"):
             lines.append(f"{'':<12}! {status['reason']}")
+        if status.get("killed"):
+            lines.append(f"{'':<12}! kill switch on: {status['killed']}")
+        if status.get("orders_rejected"):
+            lines.append(f"{'':<12}  {status['orders_rejected']} orders refused by risk checks")
     if not board.of("bridge"):
         lines.append("(no bridge has reported yet)")
     return lines
