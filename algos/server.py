@@ -1,5 +1,12 @@
 """The zerorpc server exposing one algorithm (the RPC contract, nothing else); `tickbus algo`.
 
+zerorpc has no authentication, so the server binds to loopback unless
+``--allow-remote`` (`ServeConfig.allow_remote`) says otherwise, answers the
+six contract methods and nothing else (not zerorpc's ``_zerorpc_*``
+built-ins), drops requests over ``--max-message-mb``, and checks that
+``state()`` and ``finalize()`` return JSON data (see `algos._exposure` and
+`algos._json_safe`).
+
 With a state directory (``--state-dir``) the server keeps the algorithm's
 portfolio on disk: it saves a snapshot after every `initialize` and after
 every call that placed an order or booked a fill or a rejection, and
@@ -28,11 +35,12 @@ from typing import Any, TypeVar, cast
 
 import click
 import gevent
-import zerorpc
 import zmq
 from gevent.threadpool import ThreadPool
 
 from algos._base import Algorithm
+from algos._exposure import ContractServer, require_loopback
+from algos._json_safe import require_json_safe
 from algos._loading import load_algorithm, parse_params
 from portfolio import Portfolio, SnapshotFile
 from tickbus.errors import ConfigError
@@ -40,6 +48,7 @@ from tickbus.errors import ConfigError
 __all__ = [
     "CARRY_PARAM",
     "DEFAULT_HEARTBEAT_S",
+    "DEFAULT_MAX_MESSAGE_BYTES",
     "RPC_METHODS",
     "AlgorithmService",
     "ServeConfig",
@@ -62,6 +71,13 @@ DEFAULT_HEARTBEAT_S = 1.0
 """zerorpc heartbeat period. Bridge and server must use the same one: each side
 declares the other lost after two of its own periods without a heartbeat."""
 
+_MIB = 1024 * 1024
+
+DEFAULT_MAX_MESSAGE_BYTES = 64 * _MIB
+"""Largest request an algorithm server reads (64 MiB); zmq drops bigger ones.
+
+A bridge's biggest call, a full batch of 5,000 quotes, is well under 1 MiB."""
+
 
 @dataclass(frozen=True, kw_only=True)
 class ServeConfig:
@@ -74,6 +90,12 @@ class ServeConfig:
         heartbeat: zerorpc heartbeat period in seconds (default 1.0).
         state_dir: Where the portfolio snapshot is kept across restarts; None
             (the default) keeps nothing.
+        allow_remote: Allow an `addr` that is not loopback (False by default:
+            zerorpc has no authentication, so such a server takes calls from
+            anyone who can reach it).
+        max_message_bytes: Largest request read, in bytes
+            (`DEFAULT_MAX_MESSAGE_BYTES`); zmq drops bigger ones and closes
+            that client's connection, and its call fails with ``LostRemote``.
     """
 
     spec: str
@@ -81,6 +103,8 @@ class ServeConfig:
     params: Mapping[str, Any] = field(default_factory=dict)
     heartbeat: float = DEFAULT_HEARTBEAT_S
     state_dir: Path | None = None
+    allow_remote: bool = False
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
 
 
 class AlgorithmService:
@@ -130,20 +154,33 @@ class AlgorithmService:
         return self.events([quote])
 
     def events(self, quotes: Sequence[Mapping[str, Any]]) -> list[Any]:
-        """Handle a batch of quotes in order; returns every order they caused."""
-        return self._call(self._saving, self._algorithm.events, quotes)
+        """Handle a batch of quotes in order; returns every order they caused.
+
+        Raises:
+            TypeError: The orders are not JSON data (`require_json_safe`), which
+                only an `events` override can cause; the bridge dead-letters the batch.
+        """
+        return self._call(self._saving, self._json_safe_orders, quotes)
 
     def fill(self, fill: Mapping[str, Any]) -> None:
         """Apply a fill, or a rejection, of one of the algorithm's orders (`Algorithm.fill`)."""
         self._call(self._saving, self._algorithm.fill, fill)
 
     def state(self) -> dict[str, Any]:
-        """The algorithm's JSON-safe state (portfolio summary and counters)."""
-        return self._call(self._algorithm.state)
+        """The algorithm's JSON-safe state (portfolio summary and counters).
+
+        Raises:
+            TypeError: The algorithm's state is not JSON data (`require_json_safe`).
+        """
+        return self._call(self._json_safe, "state()", self._algorithm.state)
 
     def finalize(self) -> dict[str, Any]:
-        """Let the algorithm wrap up; returns its final state."""
-        return self._call(self._algorithm.finalize)
+        """Let the algorithm wrap up; returns its final state.
+
+        Raises:
+            TypeError: The final state is not JSON data (`require_json_safe`).
+        """
+        return self._call(self._json_safe, "finalize()", self._algorithm.finalize)
 
     def _call(self, function: Callable[..., T], *args: Any) -> T:
         return cast(T, self._pool.apply(function, args))
@@ -162,6 +199,16 @@ class AlgorithmService:
             )
         self._save_if_changed()
         return channels
+
+    def _json_safe_orders(self, quotes: Sequence[Mapping[str, Any]]) -> list[Any]:
+        orders = self._algorithm.events(quotes)
+        require_json_safe(orders, what="events()")
+        return orders
+
+    def _json_safe(self, what: str, function: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        result = function()
+        require_json_safe(result, what=what)
+        return result
 
     def _saving(self, function: Callable[..., T], *args: Any) -> T:
         """Call `function`, then save the portfolio if it changed (even if it raised).
@@ -193,16 +240,23 @@ def serve(config: ServeConfig, *, on_ready: Callable[[str], None] = lambda _addr
     """Serve `config.spec` on `config.addr` until SIGTERM or SIGINT.
 
     Raises:
-        ConfigError: The algorithm cannot be loaded or constructed, or the
-            address cannot be bound (in use, malformed).
+        ConfigError: `config.addr` is not loopback and `config.allow_remote`
+            is False; `config.max_message_bytes` is below 1; the algorithm
+            cannot be loaded or constructed; or the address cannot be bound
+            (in use, malformed).
     """
+    require_loopback(config.addr, allow_remote=config.allow_remote)
+    if config.max_message_bytes < 1:
+        raise ConfigError(f"max_message_bytes must be at least 1, got {config.max_message_bytes}")
     algorithm = _instantiate(load_algorithm(config.spec))
     store = None if config.state_dir is None else SnapshotFile(config.state_dir)
     if store is not None:
         store.load()  # a snapshot that cannot be read stops the server now, not later
     pool = ThreadPool(1)
     service = AlgorithmService(algorithm, defaults=config.params, pool=pool, store=store)
-    server = zerorpc.Server(service.methods(), heartbeat=config.heartbeat)
+    server = ContractServer(
+        service.methods(), heartbeat=config.heartbeat, max_message_bytes=config.max_message_bytes
+    )
     try:
         _bind(server, config.addr)
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -224,7 +278,7 @@ def _instantiate(cls: type[Algorithm]) -> Algorithm:
         ) from exc
 
 
-def _bind(server: zerorpc.Server, addr: str) -> None:
+def _bind(server: ContractServer, addr: str) -> None:
     try:
         server.bind(addr)
     except zmq.ZMQError as exc:
@@ -273,8 +327,24 @@ def algo_group() -> None:
     "--addr",
     default="tcp://127.0.0.1:4242",
     show_default=True,
-    help="zerorpc address to bind. Binding to anything but loopback exposes the "
-    "algorithm to the network: do it only on purpose (e.g. inside a container).",
+    help="zerorpc address to bind. Anything but loopback (127.0.0.0/8, localhost, ipc://) "
+    "is refused unless --allow-remote is given.",
+)
+@click.option(
+    "--allow-remote",
+    is_flag=True,
+    help="Allow an --addr reachable from the network (0.0.0.0, *, a LAN IP, a host name). "
+    "zerorpc has no authentication: anyone who can reach the port can initialise the "
+    "algorithm, send it quotes and read its portfolio. Use it only behind a trusted "
+    "network, e.g. inside a container whose port is not published.",
+)
+@click.option(
+    "--max-message-mb",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_MESSAGE_BYTES // _MIB,
+    show_default=True,
+    help="Largest request the server reads, in MiB; zmq drops bigger ones (the caller's "
+    "call fails with LostRemote) and the server goes on serving.",
 )
 @params_option("Default for initialize(params); the bridge's --param values win.")
 @click.option(
@@ -295,6 +365,8 @@ def algo_group() -> None:
 def serve_command(
     spec: str,
     addr: str,
+    allow_remote: bool,
+    max_message_mb: int,
     params: dict[str, Any],
     app_dir: Path,
     heartbeat: float,
@@ -303,12 +375,19 @@ def serve_command(
     """Serve the algorithm class MODULE:CLASS (e.g. algos.examples:RandomAlgo).
 
     The server answers exactly initialize, event, events, fill, state and
-    finalize, and stops cleanly on SIGTERM or Ctrl-C.
+    finalize, and stops cleanly on SIGTERM or Ctrl-C. It binds to loopback
+    only, unless --allow-remote: zerorpc has no authentication.
     """
     sys.path.insert(0, str(app_dir.resolve()))
     try:
         config = ServeConfig(
-            spec=spec, addr=addr, params=params, heartbeat=heartbeat, state_dir=state_dir
+            spec=spec,
+            addr=addr,
+            params=params,
+            heartbeat=heartbeat,
+            state_dir=state_dir,
+            allow_remote=allow_remote,
+            max_message_bytes=max_message_mb * _MIB,
         )
         serve(config, on_ready=lambda bound: click.echo(f"serving {spec} on {bound}"))
     except ConfigError as exc:

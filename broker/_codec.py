@@ -109,6 +109,13 @@ def decode_quotes(payload: bytes, *, now: Callable[[], float] = time.time) -> li
 
     The result is all-or-nothing: one bad array item rejects the whole payload.
 
+    Nesting is bounded by the decoders: msgpack deeper than 1,024 levels, and
+    JSON deeper than the interpreter's recursion limit leaves room for, are
+    rejected as "nested too deeply". For JSON that room is counted from the
+    caller's stack (about 900 levels from a shallow one), so a payload a few
+    hundred levels deep may get that reason in one caller and its next
+    error in another. Valid payloads are three levels deep at most.
+
     Args:
         payload: The message body. ``bytearray`` and ``memoryview`` are read too.
         now: The clock for stamping, in seconds since the epoch; tests inject one.

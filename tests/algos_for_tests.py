@@ -68,3 +68,35 @@ class OrderEveryQuote(Algorithm):
     def event(self, quote: Mapping[str, Any]) -> list[Order]:
         order = self.buy(quote, self._qty)
         return [order] if order is not None else []
+
+
+UNSAFE_STATES: dict[str, dict[str, Any]] = {
+    "int_keys": {"by_id": {1: "x"}},
+    "nan": {"pnl": [float("nan")]},
+    "bytes": {"raw": b"\xff"},
+    "set": {"ids": {1, 2}},
+    "none": {},
+}
+"""What `UnsafeStateAlgo` adds to its state, by the ``unsafe`` param."""
+
+
+class UnsafeStateAlgo(RecordingAlgo):
+    """A RecordingAlgo whose state() is not JSON-safe: it adds ``UNSAFE_STATES[unsafe]``.
+
+    The ``unsafe`` param picks the breach (default ``int_keys``); ``none`` adds nothing.
+    """
+
+    def initialize(self, params: Mapping[str, Any]) -> list[str]:
+        self._unsafe = UNSAFE_STATES[str(params.get("unsafe", "int_keys"))]
+        return super().initialize(params)
+
+    def state(self) -> dict[str, Any]:
+        return {**super().state(), **self._unsafe}
+
+
+class UnsafeOrdersAlgo(RecordingAlgo):
+    """A RecordingAlgo whose `events` override returns an order with an int key."""
+
+    def events(self, quotes: Sequence[Mapping[str, Any]]) -> list[Order]:
+        super().events(quotes)
+        return [{1: "not an order"}]  # type: ignore[list-item]
