@@ -23,18 +23,27 @@ here, so feeds, bridges and tools import it instead of spelling it out:
   (``reason``, ``by``, ``order``); `decode_report` frames a fill or a notice
   and `rejected_order_id` reads the notice's order id.
 * Connection settings: `MqttSettings.from_url` parses
-  ``mqtt://user:pass@host:port``; the entry points take the URL from a flag,
-  `MQTT_URL_ENV` or `DEFAULT_MQTT_URL` (`mqtt_option` is that flag, for click
-  commands). Nothing else in this package reads the environment.
+  ``mqtt://user:pass@host:port`` and ``mqtts://...`` (TLS, port 8883 by
+  default); the entry points take the URL from a flag, `MQTT_URL_ENV` or
+  `DEFAULT_MQTT_URL`. `mqtt_option` adds that flag to click commands, with
+  ``--mqtt-password-file`` (`MQTT_PASSWORD_FILE_ENV`: the password comes from
+  a file, not a command line; `read_password_file`) and ``--mqtt-ca``
+  (`MQTT_CA_ENV`: the CAs an ``mqtts://`` connection trusts). Nothing else in
+  this package reads the environment.
 * `BusClient`: one component's MQTT connection (status, will, reconnects,
-  dead letters).
+  dead letters, TLS); a refused login or an unverifiable broker certificate
+  is a `ConfigError` that says why.
 * A local broker: `run_local_broker` (mosquitto, or amqtt when mosquitto is
   not installed), `broker_listening`, `mosquitto_config`, and `broker_command`
-  (`tickbus broker`).
+  (`tickbus broker`). With `LocalBrokerConfig.auth_dir` (``--auth DIR``) it
+  requires a login: `create_credentials` gives each of the `ROLES` a fresh
+  password in ``DIR/<role>.password`` (`role_password_file`), and the shipped
+  ACL (`ACL_FILE`) confines each role to its topics.
 
 Every other module in the package is private.
 """
 
+from broker._auth import ACL_FILE, ROLES, BrokerAuth, create_credentials, role_password_file
 from broker._cli import broker_command
 from broker._client import BusClient
 from broker._codec import (
@@ -55,7 +64,7 @@ from broker._launcher import (
     mosquitto_config,
     run_local_broker,
 )
-from broker._options import mqtt_option
+from broker._options import MQTT_CA_ENV, MQTT_PASSWORD_FILE_ENV, mqtt_option
 from broker._orders import (
     MAX_ORDER_BYTES,
     MAX_ORDER_ID_LENGTH,
@@ -70,6 +79,7 @@ from broker._orders import (
     rejected_order_id,
     rejection_notice,
 )
+from broker._secret_file import read_password_file, write_secret_file
 from broker._topics import (
     QUOTES,
     control_topic,
@@ -86,9 +96,17 @@ from broker._topics import (
     validate_filter,
     validate_name,
 )
-from broker._url import DEFAULT_MQTT_PORT, DEFAULT_MQTT_URL, MQTT_URL_ENV, MqttSettings
+from broker._url import (
+    DEFAULT_MQTT_PORT,
+    DEFAULT_MQTT_URL,
+    DEFAULT_MQTTS_PORT,
+    MQTT_URL_ENV,
+    MqttSettings,
+)
 
 __all__ = [
+    "ACL_FILE",
+    "DEFAULT_MQTTS_PORT",
     "DEFAULT_MQTT_PORT",
     "DEFAULT_MQTT_URL",
     "MAX_NUMBER",
@@ -98,10 +116,14 @@ __all__ = [
     "MAX_PAYLOAD_BYTES",
     "MAX_QUOTES_PER_PAYLOAD",
     "MAX_SYMBOL_LENGTH",
+    "MQTT_CA_ENV",
+    "MQTT_PASSWORD_FILE_ENV",
     "MQTT_URL_ENV",
     "QUOTES",
     "REJECTED_BY_BRIDGE",
     "REJECTED_BY_EXECUTION",
+    "ROLES",
+    "BrokerAuth",
     "BusClient",
     "LocalBrokerConfig",
     "MqttSettings",
@@ -110,6 +132,7 @@ __all__ = [
     "broker_command",
     "broker_listening",
     "control_topic",
+    "create_credentials",
     "deadletter_topic",
     "decode_order",
     "decode_quotes",
@@ -127,13 +150,16 @@ __all__ = [
     "parse_order",
     "parse_quote",
     "quote_topic",
+    "read_password_file",
     "rejected_order_id",
     "rejected_orders_topic",
     "rejection_notice",
+    "role_password_file",
     "run_local_broker",
     "status_topic",
     "subscription_filters",
     "topic_matches",
     "validate_filter",
     "validate_name",
+    "write_secret_file",
 ]

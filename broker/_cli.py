@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from broker._launcher import ENGINES, Engine, LocalBrokerConfig, run_local_broker
@@ -22,8 +24,8 @@ from tickbus.errors import ConfigError
     show_default=True,
     help=(
         "Address to listen on. The default keeps the bus on this machine; any other "
-        "address (e.g. 0.0.0.0) exposes it to the network, and the broker lets anyone "
-        "connect without a password."
+        "address (e.g. 0.0.0.0) exposes it to the network, where without --auth "
+        "anyone can connect."
     ),
 )
 @click.option(
@@ -36,15 +38,34 @@ from tickbus.errors import ConfigError
         "mosquitto when installed, else amqtt."
     ),
 )
+@click.option(
+    "--auth",
+    "auth_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    metavar="DIR",
+    help=(
+        "Require a login. At start-up, each role (feed, bridge, execution, relay, "
+        "operator, viewer) becomes an MQTT user with a new random password, written "
+        "to DIR/ROLE.password (mode 0600; DIR is made if missing), and the shipped "
+        "ACL (broker/acl) confines each to its topics. Components connect with "
+        "--mqtt mqtt://ROLE@HOST:PORT --mqtt-password-file DIR/ROLE.password. "
+        "Needs mosquitto and its mosquitto_passwd."
+    ),
+)
 @click.pass_context
-def broker_command(ctx: click.Context, port: int, bind: str, engine: Engine) -> None:
+def broker_command(
+    ctx: click.Context, port: int, bind: str, engine: Engine, auth_dir: Path | None
+) -> None:
     """Run a local MQTT broker until Ctrl-C (SIGINT) or SIGTERM.
 
     Fails if something already listens on the address. Retained messages and
-    sessions are not kept after the broker stops.
+    sessions are not kept after the broker stops; with --auth, neither are the
+    passwords: every start makes new ones.
     """
     try:
-        code = run_local_broker(LocalBrokerConfig(port=port, bind=bind, engine=engine))
+        config = LocalBrokerConfig(port=port, bind=bind, engine=engine, auth_dir=auth_dir)
+        code = run_local_broker(config)
     except ConfigError as exc:
         raise click.ClickException(exc.reason) from exc
     ctx.exit(code)

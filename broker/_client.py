@@ -2,7 +2,8 @@
 
 Every component (feed, bridge, view) talks to the broker through a `BusClient`:
 paho-mqtt 2.x with `CallbackAPIVersion.VERSION2`, MQTT 5 (or 3.1.1 when the
-URL says ``?protocol=3.1.1``, for the embedded amqtt), `TCP_NODELAY` on the socket (the
+URL says ``?protocol=3.1.1``, for the embedded amqtt), TLS for ``mqtts://`` (verifying the
+broker against the system's CAs or `MqttSettings.ca_file`), `TCP_NODELAY` on the socket (the
 broker config sets it too: DESIGN.md, on both sides or on neither), a retained JSON status on
 ``status/<component>/<name>`` with an ``offline`` will, automatic reconnection,
 and subscriptions that are sent again on every (re)connect so a broker restart
@@ -20,6 +21,8 @@ import json
 import logging
 import os
 import socket
+import ssl
+import sys
 import threading
 import time
 import uuid
@@ -29,9 +32,11 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from broker._tls import client_tls_context, describe_tls_failure
 from broker._topics import deadletter_topic, status_topic
 from broker._url import MqttSettings
 from tickbus.errors import ConfigError
@@ -48,21 +53,45 @@ _OLD_BROKER = "Unsupported protocol version"
 
 _PROTOCOLS = {"5": MQTTProtocolVersion.MQTTv5, "3.1.1": MQTTProtocolVersion.MQTTv311}
 
+_FINAL_REFUSALS = frozenset({0x84, 0x85, 0x86, 0x87, 0x8A, 0x8C})
+"""CONNACK reasons a retry cannot change: unsupported protocol version, client
+identifier not valid, bad user name or password, not authorized, banned, bad
+authentication method. paho maps MQTT 3.1.1's return codes onto these too."""
+
+_LOGIN_REFUSALS = frozenset({0x86, 0x87})
+"""Bad user name or password, not authorized: what a broker that requires a login says."""
+
 
 class BusClient:
     """A connected MQTT client that announces its component on the status topic.
 
     Use it as a context manager: entering connects (retrying until
     `connect_timeout` seconds pass, then raising `ConfigError` with the broker
-    URL), publishes a retained ``{"state": "online"}`` status and starts the
-    network thread; leaving publishes a retained ``{"state": "offline"}`` status
-    and disconnects cleanly. If the process dies instead, the broker publishes
-    the same offline status as the will message. Tools that are not components
+    URL; a refused login or a broker certificate that cannot be verified raises
+    at once, with the reason and a hint), publishes a retained
+    ``{"state": "online"}`` status and starts the network thread; leaving
+    publishes a retained ``{"state": "offline"}`` status and disconnects
+    cleanly. If the process dies instead, the broker publishes the same
+    offline status as the will message. Tools that are not components
     (the `swap` command, the live view) pass ``announce=False``: no status, no will.
 
     A lost connection is re-established by paho in the background (backoff up
     to 2 s); on every reconnect the current subscriptions are sent again and the
-    last status is published again.
+    last status is published again; a refused reconnection is logged as a
+    warning. A message on a topic the user may not write is dropped by the
+    broker: a QoS 1 one is acknowledged "Not authorized", which is not
+    reported here (a callback per publish would slow every publisher down).
+
+    With ``session_expiry`` > 0 the client keeps one MQTT session across
+    restarts: a fixed client id ``tickbus-<component>-<name>`` and no clean
+    start, so the broker keeps its subscriptions and queues the QoS 1 messages
+    that arrive while it is away (fills for a bridge that restarts), for
+    `session_expiry` seconds. Two processes with the same component and name
+    then take the session from each other: give every one its own name.
+
+    Raises:
+        ConfigError: On construction, when the CA file of an ``mqtts://``
+            connection cannot be read.
     """
 
     def __init__(
@@ -74,6 +103,7 @@ class BusClient:
         on_message: MessageHandler | None = None,
         connect_timeout: float = CONNECT_TIMEOUT_S,
         announce: bool = True,
+        session_expiry: int = 0,
     ) -> None:
         self.settings = settings
         self.status_topic = status_topic(component, name)
@@ -84,51 +114,92 @@ class BusClient:
         self._subscriptions: dict[str, int] = {}
         self._lock = threading.Lock()
         self._connected = threading.Event()
+        self._settled = threading.Event()  # connected, or refused for good
         self._last_status: dict[str, Any] = {"state": "online"}
         self.reconnects = 0
         self.handler_errors = 0
         self._refusal: str | None = None
+        self._refusal_code: int | None = None
+        self._connect_error: OSError | None = None
         self._ever_connected = False
-        self._client_id = f"tickbus-{component}-{name}-{uuid.uuid4().hex[:6]}"
+        self._session_expiry = session_expiry
+        self._client_id = f"tickbus-{component}-{name}"
+        if not session_expiry:
+            self._client_id += f"-{uuid.uuid4().hex[:6]}"
         self._client = self._make_paho_client()
 
     def _make_paho_client(self) -> mqtt.Client:
+        protocol = _PROTOCOLS[self.settings.protocol]
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=self._client_id,
-            protocol=_PROTOCOLS[self.settings.protocol],
+            protocol=protocol,
+            # MQTT 5 says it at connect (clean_start); 3.1.1 here.
+            clean_session=None if protocol == mqtt.MQTTv5 else not self._session_expiry,
         )
         if self.settings.username is not None:
             client.username_pw_set(self.settings.username, self.settings.password)
+        if self.settings.tls:
+            client.tls_set_context(client_tls_context(self.settings.ca_file))
         if self._announce:
             client.will_set(self.status_topic, self._status_payload({"state": "offline"}), 1, True)
         client.reconnect_delay_set(min_delay=1, max_delay=2)
         client.max_queued_messages_set(0)
         client.on_socket_open = _set_tcp_nodelay
         client.on_connect = self._handle_connect
+        client.on_connect_fail = self._handle_connect_fail
         client.on_disconnect = self._handle_disconnect
         if self._on_message is not None:
             client.on_message = self._handle_message
         return client
 
     def __enter__(self) -> BusClient:
-        self._client.connect_async(self.settings.host, self.settings.port, KEEPALIVE_S)
-        self._client.loop_start()
-        if not self._connected.wait(self._connect_timeout):
-            self._client.loop_stop()
-            raise ConfigError(
-                f"cannot reach the MQTT broker at {self.settings.url} "
-                f"within {self._connect_timeout:g} s; {self._why_not_connected()}"
+        if self._client.protocol == mqtt.MQTTv5:
+            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            properties.SessionExpiryInterval = self._session_expiry
+            self._client.connect_async(
+                self.settings.host,
+                self.settings.port,
+                KEEPALIVE_S,
+                clean_start=not self._session_expiry,
+                properties=properties,
             )
+        else:
+            self._client.connect_async(self.settings.host, self.settings.port, KEEPALIVE_S)
+        self._client.loop_start()
+        self._settled.wait(self._connect_timeout)
+        if not self._ever_connected:
+            self._client.loop_stop()
+            raise ConfigError(self._why_not_connected())
         return self
 
     def _why_not_connected(self) -> str:
-        if self._refusal is None:
-            return "is it running?"
-        hint = ""
+        where = f"the MQTT broker at {self.settings.url}"
+        if self._refusal is not None:
+            return f"{where} refused the connection: {self._refusal}{self._refusal_hint()}"
+        # Over TLS, a reset comes from a listener that would not do a handshake.
+        if self.settings.tls and isinstance(
+            self._connect_error, (ssl.SSLError, ConnectionResetError)
+        ):
+            why = describe_tls_failure(self._connect_error, self.settings.ca_file)
+            return f"cannot connect to {where}: {why}"
+        detail = "" if self._connect_error is None else f" ({self._connect_error.strerror})"
+        return f"cannot reach {where} within {self._connect_timeout:g} s; is it running?{detail}"
+
+    def _refusal_hint(self) -> str:
         if self._refusal == _OLD_BROKER:
-            hint = " (a broker that speaks only MQTT 3.1.1 needs ?protocol=3.1.1 in the URL)"
-        return f"it refused the connection: {self._refusal}{hint}"
+            return " (a broker that speaks only MQTT 3.1.1 needs ?protocol=3.1.1 in the URL)"
+        if self._refusal_code not in _LOGIN_REFUSALS:
+            return ""
+        if self.settings.username is None:
+            return (
+                "; the broker requires a login: name the user in the URL "
+                "(mqtt://USER@host:port) and give its password with --mqtt-password-file FILE"
+            )
+        return (
+            f"; check the password of user {self.settings.username!r} (from the URL or "
+            "--mqtt-password-file) and that the broker knows this user"
+        )
 
     def __exit__(
         self,
@@ -218,11 +289,19 @@ class BusClient:
         _properties: Properties | None,
     ) -> None:
         if reason_code.is_failure:
-            self._refusal = str(reason_code)  # e.g. "Not authorized"
+            refusal = str(reason_code)  # e.g. "Not authorized"
+            if self._ever_connected and refusal != self._refusal:
+                log.warning(
+                    "the MQTT broker at %s refused to reconnect: %s", self.settings.url, refusal
+                )
+            self._refusal, self._refusal_code = refusal, reason_code.value
+            if reason_code.value in _FINAL_REFUSALS:
+                self._settled.set()
             return
         if self._ever_connected:
             self.reconnects += 1
         self._ever_connected = True
+        self._settled.set()
         # Mark connected before reading the subscriptions: a concurrent
         # subscribe() then either sees "connected" and sends its own SUBSCRIBE,
         # or is in the snapshot below. A filter sent twice is harmless.
@@ -243,6 +322,15 @@ class BusClient:
         except Exception:
             self.handler_errors += 1
             log.exception("handling a message on %s failed", msg.topic)
+
+    def _handle_connect_fail(self, _client: mqtt.Client, _userdata: Any) -> None:
+        # paho passes no exception, but calls this inside its `except OSError:`
+        # around the connection attempt, where sys.exception() is the failure.
+        error = sys.exception()
+        if isinstance(error, OSError):
+            self._connect_error = error
+        if isinstance(error, ssl.SSLCertVerificationError):
+            self._settled.set()  # retrying will meet the same certificate
 
     def _handle_disconnect(self, *_args: Any) -> None:
         self._connected.clear()

@@ -1,10 +1,11 @@
-"""MQTT connection settings, parsed from ``mqtt://user:pass@host:port[?protocol=3.1.1]`` URLs."""
+"""MQTT connection settings, parsed from ``mqtt[s]://user:pass@host:port[?protocol=3.1.1]`` URLs."""
 
 from __future__ import annotations
 
 import ipaddress
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import quote, unquote
 
 from tickbus.errors import ConfigError
@@ -16,6 +17,9 @@ MQTT_URL_ENV = "TICKBUS_MQTT_URL"
 """The environment variable the entry points read; nothing in `broker` reads it."""
 
 DEFAULT_MQTT_PORT = 1883
+
+DEFAULT_MQTTS_PORT = 8883
+"""The port of an ``mqtts://`` URL (MQTT over TLS) that names none."""
 
 MQTT_PROTOCOLS = ("5", "3.1.1")
 """The MQTT versions a client can speak; 5 unless the URL says ``?protocol=3.1.1``."""
@@ -40,10 +44,16 @@ class MqttSettings:
             only along with a user name).
         protocol: ``"5"`` (the default) or ``"3.1.1"``, for a broker that
             speaks only 3.1.1 (the embedded amqtt).
+        tls: Connect over TLS and verify the broker's certificate and host
+            name (an ``mqtts://`` URL). Default False. `port` stays 1883 unless
+            given; `from_url` makes it 8883 for ``mqtts://``.
+        ca_file: A PEM file of the CAs to trust instead of the system's, or
+            None for the system's. Only with `tls`.
 
     Raises:
         ConfigError: On construction, when `host` is empty, `port` is not an
-            int in 1-65535, or a password is given without a user name.
+            int in 1-65535, a password is given without a user name, or a
+            CA file without `tls`.
     """
 
     host: str
@@ -51,6 +61,8 @@ class MqttSettings:
     username: str | None = None
     password: str | None = None
     protocol: str = "5"
+    tls: bool = False
+    ca_file: Path | None = None
 
     def __post_init__(self) -> None:
         if not self.host:
@@ -63,11 +75,15 @@ class MqttSettings:
             raise ConfigError("an MQTT password needs a user name")
         if self.protocol not in MQTT_PROTOCOLS:
             raise ConfigError(f"MQTT protocol must be 5 or 3.1.1, got {self.protocol!r}")
+        if self.ca_file is not None and not self.tls:
+            raise ConfigError("a CA file is only used over TLS: the broker URL must be mqtts://")
 
     @classmethod
     def from_url(cls, url: str) -> MqttSettings:
-        """Parse ``mqtt://[user[:password]@]host[:port][?protocol=5|3.1.1]``.
+        """Parse ``mqtt[s]://[user[:password]@]host[:port][?protocol=5|3.1.1]``.
 
+        ``mqtts://`` is MQTT over TLS (`tls`), on port 8883 unless the URL
+        names one; the CA file, if any, is not part of the URL (`ca_file`).
         The scheme is case-insensitive; surrounding whitespace is ignored.
         User name and password are percent-decoded (UTF-8), so ``p%40ss``
         means ``p@ss``; ``user:@host`` gives an empty password, ``user@host``
@@ -83,7 +99,7 @@ class MqttSettings:
             The settings.
 
         Raises:
-            ConfigError: Another scheme (only ``mqtt://`` is supported), a
+            ConfigError: Another scheme (only ``mqtt://`` and ``mqtts://``), a
                 missing or malformed host, a bad or out-of-range port, an empty
                 user name, bad percent-encoding, a path or fragment, or a query
                 other than ``?protocol=5`` or ``?protocol=3.1.1``.
@@ -93,8 +109,11 @@ class MqttSettings:
             raise ConfigError(
                 f"not an MQTT URL: {_redact_candidate(url)!r}; expected mqtt://host[:port]"
             )
-        if scheme.lower() != "mqtt":
-            raise ConfigError(f"unsupported URL scheme {scheme!r}: only mqtt:// is supported")
+        tls = scheme.lower() == "mqtts"
+        if scheme.lower() != "mqtt" and not tls:
+            raise ConfigError(
+                f"unsupported URL scheme {scheme!r}: only mqtt:// and mqtts:// are supported"
+            )
         authority, tail = _split_tail(rest)
         protocol = "5"
         if tail.startswith("?protocol="):
@@ -105,28 +124,37 @@ class MqttSettings:
             raise ConfigError(_tail_reason(tail))
         userinfo, at, hostport = authority.rpartition("@")
         username, password = _parse_userinfo(userinfo) if at else (None, None)
-        host, port = _parse_hostport(hostport)
-        return cls(host=host, port=port, username=username, password=password, protocol=protocol)
+        host, port = _parse_hostport(hostport, DEFAULT_MQTTS_PORT if tls else DEFAULT_MQTT_PORT)
+        return cls(
+            host=host,
+            port=port,
+            username=username,
+            password=password,
+            protocol=protocol,
+            tls=tls,
+        )
 
     @property
     def url(self) -> str:
         """This connection as a URL with the password shown as ``***``, for logs and status.
 
-        ``from_url(s.url)`` gives back `s` except for the password.
+        ``from_url(s.url)`` gives back `s` except for the password and `ca_file`.
         """
         host = f"[{self.host.replace('%', '%25')}]" if ":" in self.host else self.host
         query = "" if self.protocol == "5" else f"?protocol={self.protocol}"
+        scheme = "mqtts" if self.tls else "mqtt"
         if self.username is None:
-            return f"mqtt://{host}:{self.port}{query}"
+            return f"{scheme}://{host}:{self.port}{query}"
         user = quote(self.username, safe="")
         secret = "" if self.password is None else ":***"
-        return f"mqtt://{user}{secret}@{host}:{self.port}{query}"
+        return f"{scheme}://{user}{secret}@{host}:{self.port}{query}"
 
     def __repr__(self) -> str:
         secret = None if self.password is None else "***"
         return (
             f"MqttSettings(host={self.host!r}, port={self.port!r}, "
-            f"username={self.username!r}, password={secret!r}, protocol={self.protocol!r})"
+            f"username={self.username!r}, password={secret!r}, protocol={self.protocol!r}, "
+            f"tls={self.tls!r}, ca_file={self.ca_file!r})"
         )
 
 
@@ -164,7 +192,7 @@ def _percent_decode(text: str, what: str) -> str:
         raise ConfigError(f"the {what} in the MQTT URL is not percent-encoded UTF-8") from exc
 
 
-def _parse_hostport(hostport: str) -> tuple[str, int]:
+def _parse_hostport(hostport: str, default_port: int) -> tuple[str, int]:
     if hostport.startswith("["):
         end = hostport.find("]")
         if end < 0:
@@ -185,7 +213,7 @@ def _parse_hostport(hostport: str) -> tuple[str, int]:
             raise ConfigError(f"invalid host {host!r} in MQTT URL")
     if not host:
         raise ConfigError("the MQTT URL has no host; expected mqtt://host[:port]")
-    return host, DEFAULT_MQTT_PORT if port_text is None else _parse_port(port_text)
+    return host, default_port if port_text is None else _parse_port(port_text)
 
 
 def _ipv6(text: str) -> str:

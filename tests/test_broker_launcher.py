@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from broker import BusClient, MqttSettings
+from broker import ACL_FILE, BrokerAuth, BusClient, MqttSettings
 from broker._launcher import (
     LocalBrokerConfig,
     broker_listening,
     mosquitto_config,
     run_local_broker,
 )
-from tests.support import Proc, Processes, free_port, recorder, unique, wait_until
+from tests.support import REPO_ROOT, Proc, Processes, free_port, recorder, unique, wait_until
 from tickbus.errors import ConfigError
 
 WARNING = "embedded amqtt broker, which is meant for trying things out"
@@ -141,3 +143,39 @@ def test_config_rejects_a_bind_that_is_not_one_address(bind: str) -> None:
 def test_mosquitto_config_refuses_line_breaks(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="line breaks"):
         mosquitto_config(port=1884, bind="127.0.0.1", persistence_dir=tmp_path / "a\nuser root")
+
+
+def test_mosquitto_config_with_auth_refuses_anonymous_clients(tmp_path: Path) -> None:
+    auth = BrokerAuth(password_file=tmp_path / "passwords", acl_file=ACL_FILE)
+    text = mosquitto_config(port=1884, bind="127.0.0.1", persistence_dir=None, auth=auth)
+    assert "allow_anonymous false\n" in text
+    assert "allow_anonymous true" not in text
+    assert f"password_file {tmp_path}/passwords\n" in text
+    assert f"acl_file {ACL_FILE}\n" in text
+    # As root, mosquitto would switch to its own account, which cannot read the password file.
+    assert ("user root\n" in text) == (os.geteuid() == 0)
+    anonymous = mosquitto_config(port=1884, bind="127.0.0.1", persistence_dir=None)
+    assert "password_file" not in anonymous
+    assert "user " not in anonymous
+
+
+def test_mosquitto_config_refuses_line_breaks_in_auth_files(tmp_path: Path) -> None:
+    auth = BrokerAuth(password_file=tmp_path / "a\nallow_anonymous true", acl_file=ACL_FILE)
+    with pytest.raises(ConfigError, match="line breaks"):
+        mosquitto_config(port=1884, bind="127.0.0.1", persistence_dir=None, auth=auth)
+
+
+def test_auth_needs_mosquitto(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="--auth needs mosquitto: the embedded amqtt broker"):
+        LocalBrokerConfig(engine="amqtt", auth_dir=tmp_path)
+    result = subprocess.run(
+        broker_cli("--engine", "amqtt", "--auth", str(tmp_path / "creds")),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO_ROOT,
+    )
+    assert result.returncode == 1
+    assert "--auth needs mosquitto: the embedded amqtt broker has no per-role ACLs" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "creds").exists()

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
-from broker import DEFAULT_MQTT_URL, MQTT_URL_ENV, MqttSettings
+from broker import DEFAULT_MQTT_URL, DEFAULT_MQTTS_PORT, MQTT_URL_ENV, MqttSettings
 from tickbus.errors import ConfigError
 
 
@@ -47,6 +48,12 @@ def test_constants() -> None:
         ("mqtt://10.0.0.5:00080", MqttSettings(host="10.0.0.5", port=80)),
         ("mqtt://h?protocol=3.1.1", MqttSettings(host="h", protocol="3.1.1")),
         ("mqtt://u:p@h:2?protocol=5", MqttSettings(host="h", port=2, username="u", password="p")),
+        ("mqtts://broker", MqttSettings(host="broker", port=8883, tls=True)),
+        ("MQTTS://broker:18883", MqttSettings(host="broker", port=18883, tls=True)),
+        (
+            "mqtts://feed@[::1]?protocol=3.1.1",
+            MqttSettings(host="::1", port=8883, username="feed", protocol="3.1.1", tls=True),
+        ),
     ],
 )
 def test_from_url(url: str, expected: MqttSettings) -> None:
@@ -56,9 +63,10 @@ def test_from_url(url: str, expected: MqttSettings) -> None:
 @pytest.mark.parametrize(
     ("url", "reason"),
     [
-        ("mqtts://h:8883", "unsupported URL scheme 'mqtts': only mqtt:// is supported"),
-        ("tcp://h:1883", "unsupported URL scheme 'tcp': only mqtt:// is supported"),
-        ("ws://h/mqtt", "unsupported URL scheme 'ws': only mqtt:// is supported"),
+        ("ssl://h:8883", "unsupported URL scheme 'ssl': only mqtt:// and mqtts:// are supported"),
+        ("tcp://h:1883", "unsupported URL scheme 'tcp': only mqtt:// and mqtts:// are supported"),
+        ("ws://h/mqtt", "unsupported URL scheme 'ws': only mqtt:// and mqtts:// are supported"),
+        ("mqtts://h/x", "an MQTT URL takes no path"),
         ("localhost:1883", "not an MQTT URL: 'localhost:1883'; expected mqtt://host[:port]"),
         ("", "not an MQTT URL: ''; expected mqtt://host[:port]"),
         ("mqtt://", "the MQTT URL has no host; expected mqtt://host[:port]"),
@@ -126,7 +134,8 @@ def test_from_url_rejects(url: str, reason: str) -> None:
         "mqtt://user:s3cr3t@h:99999",
         "mqtt://user:s3cr3t@h/x",
         "mqtt://user:s3cr3t@",
-        "mqtts://user:s3cr3t@h",
+        "ws://user:s3cr3t@h",
+        "mqtts://user:s3cr3t@h:0",
         "user:s3cr3t@h:1883",
         "mqtt://user:s3cr3t#@h",
         "mqtt://user:s3cr3t/@h",
@@ -154,7 +163,8 @@ def test_url_redacts_the_password() -> None:
     assert "s3cr3t" not in repr(settings)
     assert "s3cr3t" not in str(settings)
     assert repr(settings) == (
-        "MqttSettings(host='broker', port=1884, username='feed', password='***', protocol='5')"
+        "MqttSettings(host='broker', port=1884, username='feed', password='***', protocol='5', "
+        "tls=False, ca_file=None)"
     )
 
 
@@ -168,17 +178,35 @@ def test_url_redacts_the_password() -> None:
         (MqttSettings(host="fe80::1%eth0"), "mqtt://[fe80::1%25eth0]:1883"),
         (MqttSettings(host="h", username="a@b:c/d"), "mqtt://a%40b%3Ac%2Fd@h:1883"),
         (MqttSettings(host="h", protocol="3.1.1"), "mqtt://h:1883?protocol=3.1.1"),
+        (MqttSettings(host="h", port=8883, tls=True), "mqtts://h:8883"),
+        (
+            MqttSettings(host="h", port=8883, username="u", password="p", tls=True),
+            "mqtts://u:***@h:8883",
+        ),
+        (
+            MqttSettings(host="h", port=8883, tls=True, ca_file=Path("/etc/ca.pem")),
+            "mqtts://h:8883",
+        ),
     ],
 )
-def test_url_round_trips_except_the_password(settings: MqttSettings, url: str) -> None:
+def test_url_round_trips_except_the_password_and_the_ca(settings: MqttSettings, url: str) -> None:
     assert settings.url == url
     parsed = MqttSettings.from_url(url)
-    assert dataclasses.replace(parsed, password=settings.password) == settings
+    assert dataclasses.replace(parsed, password=settings.password, ca_file=settings.ca_file) == (
+        settings
+    )
+
+
+def test_mqtts_defaults_to_port_8883() -> None:
+    assert DEFAULT_MQTTS_PORT == 8883
+    assert MqttSettings.from_url("mqtts://h").port == 8883
+    assert MqttSettings.from_url("mqtt://h").port == 1883
 
 
 def test_repr_without_password() -> None:
     assert repr(MqttSettings(host="h")) == (
-        "MqttSettings(host='h', port=1883, username=None, password=None, protocol='5')"
+        "MqttSettings(host='h', port=1883, username=None, password=None, protocol='5', "
+        "tls=False, ca_file=None)"
     )
 
 
@@ -200,6 +228,10 @@ def test_settings_are_frozen_and_keyword_only() -> None:
         ({"host": "h", "port": True}, "MQTT port must be an int, got bool"),
         ({"host": "h", "password": "pw"}, "an MQTT password needs a user name"),
         ({"host": "h", "protocol": "4"}, "MQTT protocol must be 5 or 3.1.1, got '4'"),
+        (
+            {"host": "h", "ca_file": Path("ca.pem")},
+            "a CA file is only used over TLS: the broker URL must be mqtts://",
+        ),
     ],
 )
 def test_constructor_validates(kwargs: dict[str, object], reason: str) -> None:

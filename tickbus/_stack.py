@@ -24,7 +24,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
-from broker import MqttSettings, broker_listening, find_mosquitto
+from broker import MqttSettings, broker_listening, find_mosquitto, write_secret_file
 from tickbus._view import ViewConfig, run_view
 from tickbus.errors import ConfigError
 
@@ -98,23 +98,22 @@ class Stack:
             ConfigError: A child died during start-up, or the broker did not come up.
         """
         settings = self._broker()
-        url = settings.url
+        mqtt = self._connection_args(settings)
         # Costs like a liquid market's, so the view shows what they do to PnL.
         costs = ["--slippage-bps", str(UP_SLIPPAGE_BPS), "--fee-bps", str(UP_FEE_BPS)]
-        self._spawn("execution", ["execution", "paper", "--mqtt", url, *costs])
+        self._spawn("execution", ["execution", "paper", *mqtt, *costs])
         algos = {"random": "algos.examples:RandomAlgo", "sma": "algos.examples:MovingAverageCross"}
         params = {"random": ["--param", "threshold=0.9"], "sma": []}
         for name, spec in algos.items():
             addr = f"tcp://127.0.0.1:{_free_port()}"
             self._spawn(f"algo-{name}", ["algo", "serve", spec, "--addr", addr, *params[name]])
-            self._spawn(f"bridge-{name}", ["bridge", "--mqtt", url, "--rpc", addr, "--name", name])
+            self._spawn(f"bridge-{name}", ["bridge", *mqtt, "--rpc", addr, "--name", name])
         self._spawn(
             "feed",
             [
                 "feed",
                 "synthetic",
-                "--mqtt",
-                url,
+                *mqtt,
                 "--symbols",
                 self._config.symbols,
                 "--rate",
@@ -122,6 +121,17 @@ class Stack:
             ],
         )
         return settings
+
+    def _connection_args(self, settings: MqttSettings) -> list[str]:
+        """The children's connection options: the password goes in a 0600 file, never argv."""
+        args = ["--mqtt", settings.url]  # `url` never shows the password
+        if settings.password is not None:
+            password_file = self._log_dir / "mqtt.password"
+            write_secret_file(password_file, settings.password)
+            args += ["--mqtt-password-file", str(password_file)]
+        if settings.ca_file is not None:
+            args += ["--mqtt-ca", str(settings.ca_file)]
+        return args
 
     def _broker(self) -> MqttSettings:
         if self._config.mqtt is not None:
