@@ -2,7 +2,9 @@
 
 One job per thread. paho's network thread decodes every message and appends
 it to the `Inbox` (bad payloads go to ``deadletter/bridge`` at once); with a
-ring source, a reader thread appends the ring's ticks instead.
+ring source, a reader thread appends the ring's ticks instead. With
+``--metrics-port``, prometheus_client's server thread reads the status fields
+at each scrape (`BridgeMetrics`); only the ``events`` latency is observed here.
 The gevent hub's main greenlet runs `Bridge.run`: it takes whatever has
 arrived, forwards it in one ``events`` call (so exactly one call is in flight:
 a lone quote goes out at once, and under load everything that arrived during a
@@ -45,6 +47,7 @@ from bridge._control import ControlCommand, KillCommand, LiftCommand, SwapComman
 from bridge._desk import OrderDesk, Report
 from bridge._inbox import Inbox
 from bridge._link import AlgorithmLink
+from bridge._metrics import BridgeMetrics
 from bridge._overflow import Entry
 from bridge._ring_source import RingSource
 from bridge._risk import RiskGate
@@ -65,10 +68,14 @@ from tickbus.errors import (
     OrderRejected,
     QuoteRejected,
 )
+from tickbus.metrics import serve_metrics
 
 log = logging.getLogger(__name__)
 
 COMPONENT = "bridge"
+
+SESSION_EXPIRY_S = 3600
+"""How long the broker keeps a stopped bridge's session and queues its fills and commands."""
 
 COALESCE_FROM = 16
 """Quotes in one call from which the next call waits out `BridgeConfig.coalesce`."""
@@ -118,8 +125,14 @@ class Bridge:
         self._problem: str | None = "connecting to the algorithm"
         self._algo_state: dict[str, Any] | None = None
         self._stopping = False
+        # A session that outlives the process: fills published while the bridge
+        # restarts are queued by the broker (QoS 1), not lost.
         self._bus = BusClient(
-            config.mqtt, component=COMPONENT, name=config.name, on_message=self._on_message
+            config.mqtt,
+            component=COMPONENT,
+            name=config.name,
+            on_message=self._on_message,
+            session_expiry=SESSION_EXPIRY_S,
         )
         self._desk = OrderDesk(
             config.name,
@@ -128,22 +141,25 @@ class Bridge:
             dead_letter=lambda reason, payload: self._dead_letter(reason, "", payload),
         )
         self._ring = None if config.ring is None else RingSource(config.ring, self._inbox)
+        self._metrics = BridgeMetrics(config.name, self._stats)
 
     def run(self) -> None:
         """Serve until `stop()` (or SIGTERM/SIGINT): connect, forward, reconnect, swap.
 
         Raises:
-            ConfigError: The broker cannot be reached at start.
+            ConfigError: The broker cannot be reached at start, or the metrics
+                address (`BridgeConfig.metrics`) cannot be bound.
         """
         for signum in (signal.SIGTERM, signal.SIGINT):
             gevent.signal_handler(signum, self.stop)
         try:
-            with self._bus as bus:
+            with serve_metrics(self._config.metrics, self._metrics), self._bus as bus:
                 try:
                     bus.subscribe([self._control_topic, *self._report_topics], qos=1)
                     if self._ring is not None:
                         self._ring.start()
                     self._serve()
+                    self._publish_stats()  # the offline status then carries the final counters
                 finally:
                     self._inbox.close()  # a producer blocked on a full inbox must not hang us
         finally:
@@ -330,7 +346,8 @@ class Bridge:
         quotes = [quote for _topic, quote in routed]
         self._desk.note_prices(quotes)
         try:
-            orders = self._link.events(quotes)
+            with self._metrics.events_latency.time():
+                orders = self._link.events(quotes)
         except AlgorithmUnavailable as exc:
             self._lose_link(exc.reason, undelivered=routed)
             return
@@ -414,9 +431,13 @@ class Bridge:
             old.close()
 
     def _publish_stats(self) -> None:
+        self._bus.publish_status(**self._stats())
+
+    def _stats(self) -> dict[str, Any]:
+        """The status fields; the metrics collector reads them too, from its own thread."""
         counters = self._counters
-        self._bus.publish_status(
-            "online" if self._problem is None else "degraded",
+        return dict(
+            state="online" if self._problem is None else "degraded",
             reason=self._problem,
             rpc=self._endpoint,
             channels=self._channels,

@@ -16,6 +16,7 @@ from bridge._overflow import Overflow
 from bridge._risk import RiskLimits
 from broker import MqttSettings, mqtt_option, validate_name
 from tickbus.errors import ConfigError, RingError, SwapFailed
+from tickbus.metrics import metrics_endpoint, metrics_options
 
 
 @click.command(name="bridge")
@@ -105,6 +106,7 @@ from tickbus.errors import ConfigError, RingError, SwapFailed
     type=click.FloatRange(min=0, min_open=True),
     help="Most orders let through in any one-second window.",
 )
+@metrics_options
 def bridge_command(
     mqtt: MqttSettings,
     rpc: str,
@@ -122,6 +124,8 @@ def bridge_command(
     max_order_notional: float | None,
     max_position: int | None,
     max_orders_per_s: float | None,
+    metrics_port: int | None,
+    metrics_addr: str | None,
 ) -> None:
     """Forward the quotes an algorithm asks for to it, and publish its orders.
 
@@ -137,6 +141,9 @@ def bridge_command(
     then --overflow applies) and the fills, reports "degraded" on
     status/bridge/NAME, and re-initialises the server when it is back. `tickbus swap` points it at
     another server while quotes keep flowing.
+
+    With --metrics-port it serves Prometheus metrics: the status counters,
+    and the latency of each events call.
     """
     try:
         limits = RiskLimits() if risk_file is None else RiskLimits.from_file(risk_file)
@@ -161,6 +168,7 @@ def bridge_command(
             max_batch=max_batch,
             coalesce=coalesce_ms / 1000,
             risk=limits,
+            metrics=metrics_endpoint(metrics_port, metrics_addr),
         )
         Bridge(config).run()
     except (ConfigError, RingError) as exc:

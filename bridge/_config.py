@@ -10,6 +10,7 @@ from algos.server import DEFAULT_HEARTBEAT_S
 from bridge._overflow import Overflow
 from bridge._risk import RiskLimits
 from broker import MqttSettings
+from tickbus.metrics import MetricsEndpoint
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,6 +41,7 @@ class BridgeConfig:
         risk: The pre-trade limits every order must pass (none by default).
         stats_interval: Seconds between status messages with counters (1.0).
         retry_interval: Seconds between attempts to reach a lost algorithm (0.5).
+        metrics: Serve Prometheus metrics there; None (the default) serves none.
     """
 
     mqtt: MqttSettings
@@ -56,3 +58,4 @@ class BridgeConfig:
     risk: RiskLimits = field(default_factory=RiskLimits)
     stats_interval: float = 1.0
     retry_interval: float = 0.5
+    metrics: MetricsEndpoint | None = None

@@ -8,6 +8,7 @@ from broker import MqttSettings, mqtt_option, validate_name
 from execution._config import PaperConfig
 from execution._service import run_paper
 from tickbus.errors import ConfigError
+from tickbus.metrics import metrics_endpoint, metrics_options
 
 
 @click.group(name="execution")
@@ -39,8 +40,15 @@ def execution_group() -> None:
     help="Seconds a market order waits for a first quote of its symbol before it is rejected.",
 )
 @click.option("--name", default="paper", show_default=True, help="Name on status/execution/NAME.")
+@metrics_options
 def paper_command(
-    mqtt: MqttSettings, slippage_bps: float, fee_bps: float, quote_timeout: float, name: str
+    mqtt: MqttSettings,
+    slippage_bps: float,
+    fee_bps: float,
+    quote_timeout: float,
+    name: str,
+    metrics_port: int | None,
+    metrics_addr: str | None,
 ) -> None:
     """Fill every algorithm's orders on paper, against the latest quote of their symbol.
 
@@ -56,7 +64,8 @@ def paper_command(
     Invalid orders, timed-out market orders and orders still waiting at
     shutdown are sent back on orders/ALGO/rejected with the reason. Bad quotes
     go to deadletter/execution. Runs until SIGTERM or Ctrl-C; announces itself
-    on status/execution/NAME with counters every second.
+    on status/execution/NAME with counters every second, and with
+    --metrics-port serves them as Prometheus metrics.
     """
     try:
         config = PaperConfig(
@@ -65,6 +74,7 @@ def paper_command(
             slippage_bps=slippage_bps,
             fee_bps=fee_bps,
             quote_timeout=quote_timeout,
+            metrics=metrics_endpoint(metrics_port, metrics_addr),
         )
         run_paper(config)
     except ConfigError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from broker import MqttSettings
+from tickbus.metrics import MetricsEndpoint
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -19,6 +20,7 @@ class PaperConfig:
         fee_bps: Fee in basis points of each fill's value, ``>= 0`` (default 0).
         quote_timeout: Seconds a market order may wait for the first quote of
             its symbol before it is rejected (default 5).
+        metrics: Serve Prometheus metrics there; None (the default) serves none.
     """
 
     mqtt: MqttSettings
@@ -26,3 +28,4 @@ class PaperConfig:
     slippage_bps: float = 0.0
     fee_bps: float = 0.0
     quote_timeout: float = 5.0
+    metrics: MetricsEndpoint | None = None

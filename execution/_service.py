@@ -41,7 +41,9 @@ from broker import (
 )
 from execution._book import Fill, PaperBook, Rejection
 from execution._config import PaperConfig
+from execution._metrics import ExecutionMetrics
 from tickbus.errors import ConfigError, OrderRejected, QuoteRejected
+from tickbus.metrics import serve_metrics
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +71,8 @@ def run_paper(config: PaperConfig) -> None:
     status, and returns.
 
     Raises:
-        ConfigError: The broker cannot be reached.
+        ConfigError: The broker cannot be reached, or the metrics address
+            (`PaperConfig.metrics`) cannot be bound.
     """
     stopping: list[bool] = []
 
@@ -79,7 +82,8 @@ def run_paper(config: PaperConfig) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, on_signal)
     service = _PaperService(config)
-    with service.bus:
+    metrics = ExecutionMetrics(config.name, service.stats)
+    with serve_metrics(config.metrics, metrics), service.bus:
         service.start()
         log.info("paper execution %s online at %s", config.name, config.mqtt.url)
         next_stats = 0.0
@@ -132,14 +136,18 @@ class _PaperService:
 
     def publish_stats(self) -> None:
         """Publish the counters on the status topic (``online``; `BusClient` ends with offline)."""
+        self.bus.publish_status("online", **self.stats())
+
+    def stats(self) -> dict[str, Any]:
+        """The counters, read under the lock; any thread may call it (the metrics server does)."""
         with self._lock:
-            stats: dict[str, Any] = {
+            return {
                 **asdict(self._counters),
                 "duplicates": self._book.duplicates,
                 "waiting": self._book.waiting,
                 "handler_errors": self.bus.handler_errors,
+                "mqtt_reconnects": self.bus.reconnects,
             }
-        self.bus.publish_status("online", **stats)
 
     def _on_message(self, topic: str, payload: bytes) -> None:
         with self._lock:

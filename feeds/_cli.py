@@ -12,6 +12,7 @@ from broker import MqttSettings, mqtt_option, validate_name
 from feeds._config import CsvFeedConfig, SyntheticFeedConfig, WireFormat
 from feeds._run import run_csv, run_synthetic
 from tickbus.errors import ConfigError, RingError
+from tickbus.metrics import metrics_endpoint, metrics_options
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -84,6 +85,7 @@ def feed_group() -> None:
     "--no-mqtt", is_flag=True, help="Publish to the --ring only, not to MQTT (and no status)."
 )
 @_with_batch_options
+@metrics_options
 def synthetic_command(
     mqtt: MqttSettings,
     symbols: str,
@@ -96,6 +98,8 @@ def synthetic_command(
     no_mqtt: bool,
     batch: int,
     batch_ms: float,
+    metrics_port: int | None,
+    metrics_addr: str | None,
 ) -> None:
     """Publish a random walk per symbol (positive prices, bid < ask).
 
@@ -117,6 +121,7 @@ def synthetic_command(
             seed=seed,
             name=validate_name(name),
             wire_format=wire_format,
+            metrics=metrics_endpoint(metrics_port, metrics_addr),
         )
         published = run_synthetic(config)
     except (ConfigError, RingError) as exc:
@@ -137,6 +142,7 @@ def synthetic_command(
 @click.option("--name", default=None, help="Name on status/feed/NAME [default: csv-FILESTEM].")
 @_format_option
 @_with_batch_options
+@metrics_options
 def csv_command(
     path: Path,
     mqtt: MqttSettings,
@@ -145,6 +151,8 @@ def csv_command(
     wire_format: WireFormat,
     batch: int,
     batch_ms: float,
+    metrics_port: int | None,
+    metrics_addr: str | None,
 ) -> None:
     """Replay quotes from a CSV file with columns ts,sid,price (optional bid,ask,size).
 
@@ -160,6 +168,7 @@ def csv_command(
             wire_format=wire_format,
             batch=batch,
             batch_ms=batch_ms,
+            metrics=metrics_endpoint(metrics_port, metrics_addr),
         )
         published, rejected = run_csv(config)
     except ConfigError as exc:

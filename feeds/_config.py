@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from broker import MqttSettings
+from tickbus.metrics import MetricsEndpoint
 
 WireFormat = Literal["json", "msgpack"]
 
@@ -27,6 +28,7 @@ class SyntheticFeedConfig:
         batch: Quotes of one symbol packed per MQTT message (a msgpack array);
             1 (the default) sends one quote per message in `wire_format`.
         batch_ms: Milliseconds a quote may wait for its pack to fill (default 10).
+        metrics: Serve Prometheus metrics there; None (the default) serves none.
     """
 
     mqtt: MqttSettings | None
@@ -39,6 +41,7 @@ class SyntheticFeedConfig:
     ring: str | None = None
     batch: int = 1
     batch_ms: float = 10.0
+    metrics: MetricsEndpoint | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,6 +59,7 @@ class CsvFeedConfig:
         batch: Quotes of one symbol packed per MQTT message (a msgpack array);
             1 (the default) sends one quote per message in `wire_format`.
         batch_ms: Milliseconds a quote may wait for its pack to fill (default 10).
+        metrics: Serve Prometheus metrics there; None (the default) serves none.
     """
 
     mqtt: MqttSettings
@@ -65,3 +69,4 @@ class CsvFeedConfig:
     wire_format: WireFormat = "json"
     batch: int = 1
     batch_ms: float = 10.0
+    metrics: MetricsEndpoint | None = None

@@ -19,9 +19,11 @@ from broker import (
     quote_topic,
 )
 from feeds._config import WireFormat
+from feeds._metrics import FeedMetrics
 from feeds._packer import Packer
 from ring import RingWriter
 from tickbus.errors import ConfigError
+from tickbus.metrics import MetricsEndpoint, serve_metrics
 
 STATS_INTERVAL_S = 1.0
 COMPONENT = "feed"
@@ -35,7 +37,8 @@ class QuotePublisher:
     ``offline`` (with the final counters) and disconnects. Quotes go out with
     QoS 0 (a newer quote supersedes an older one); while the broker is
     unreachable they cannot be sent: they are counted as ``dropped`` on the
-    status topic, not as published. With a ring, the
+    status topic, not as published; paho reconnects in the background and
+    ``mqtt_reconnects`` on the status counts it. With a ring, the
     feed is the ring's one writer for as long as it runs.
 
     SIGTERM and SIGINT set `stopping` instead of killing the process, so the
@@ -49,9 +52,11 @@ class QuotePublisher:
         pack_size: Above 1, MQTT messages are msgpack arrays of up to this many
             quotes of one symbol (see `Packer`); the ring gets every quote at once.
         pack_wait: Seconds a quote may wait for its pack to fill (None: no limit).
+        metrics: Serve the counters as Prometheus metrics there while the feed runs.
 
     Raises:
-        ConfigError: Neither MQTT nor a ring was given.
+        ConfigError: Neither MQTT nor a ring was given; entering: the broker
+            cannot be reached or the metrics address cannot be bound.
     """
 
     def __init__(
@@ -63,6 +68,7 @@ class QuotePublisher:
         ring: str | None = None,
         pack_size: int = 1,
         pack_wait: float | None = None,
+        metrics: MetricsEndpoint | None = None,
     ) -> None:
         if settings is None and ring is None:
             raise ConfigError("a feed needs somewhere to publish: MQTT, a ring, or both")
@@ -71,6 +77,7 @@ class QuotePublisher:
         self.dropped = 0
         self.stopping = False
         self._settings, self._name, self._ring_name = settings, name, ring
+        self._metrics = metrics
         self._bus: BusClient | None = None
         self._ring: RingWriter | None = None
         self._stack = ExitStack()
@@ -86,6 +93,7 @@ class QuotePublisher:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._on_signal)
         with ExitStack() as stack:
+            stack.enter_context(serve_metrics(self._metrics, FeedMetrics(self._name, self)))
             if self._ring_name is not None:
                 self._ring = stack.enter_context(RingWriter(self._ring_name))
             if self._settings is not None:
@@ -139,8 +147,14 @@ class QuotePublisher:
             self._bus.publish_dead_letter(COMPONENT, reason=reason, payload=payload)
 
     def sleep_until(self, deadline: float) -> None:
-        """Sleep until `time.monotonic()` reaches `deadline`, waking early when stopping."""
+        """Sleep until `time.monotonic()` reaches `deadline`, waking early when stopping.
+
+        The status goes out every `STATS_INTERVAL_S` meanwhile, so a slow feed
+        (a low --rate, a gap in a CSV replay) keeps reporting its counters.
+        """
         while not self.stopping:
+            if time.monotonic() >= self._next_stats:
+                self._publish_stats()
             if self._packer is not None:
                 self._send_packs(self._packer.due())
             remaining = deadline - time.monotonic()
@@ -160,6 +174,7 @@ class QuotePublisher:
             dropped=self.dropped,
             rate=round(self.published / elapsed, 1),
             ring=self._ring_name,
+            mqtt_reconnects=self._bus.reconnects,
         )
 
     def _on_signal(self, _signum: int, _frame: FrameType | None) -> None:

@@ -29,6 +29,7 @@ def run_synthetic(config: SyntheticFeedConfig) -> int:
         ring=config.ring,
         pack_size=config.batch,
         pack_wait=config.batch_ms / 1000,
+        metrics=config.metrics,
     )
     with feed:
         start = time.monotonic()
@@ -59,6 +60,7 @@ def run_csv(config: CsvFeedConfig) -> tuple[int, int]:
         wire_format=config.wire_format,
         pack_size=config.batch,
         pack_wait=config.batch_ms / 1000,
+        metrics=config.metrics,
     )
     with feed:
         start = time.monotonic()

@@ -48,18 +48,34 @@ class Relay:
     paho's network thread is the only thread that writes, so the ring keeps
     exactly one writer. A payload that is not a quote, or a symbol the ring's
     table has no room for, goes to ``deadletter/relay`` with the reason.
+
+    `stop` waits for the message being written, if any; messages paho delivers
+    after it are neither written nor counted, so the final counters describe
+    the ring exactly (``relayed`` equals the ticks this relay wrote).
     """
 
     def __init__(self, writer: RingWriter, topics: tuple[str, ...]) -> None:
         self._writer = writer
         self._topics = topics
+        self._lock = threading.Lock()
+        self._stopped = False
         self.bus: BusClient | None = None
         self.relayed = 0
         self.rejected = 0
         self.skipped = 0
 
+    def stop(self) -> None:
+        """Finish the message being written and take no more (any thread)."""
+        with self._lock:
+            self._stopped = True
+
     def on_message(self, topic: str, payload: bytes) -> None:
         """Write every quote of one message into the ring (paho's thread)."""
+        with self._lock:
+            if not self._stopped:
+                self._relay(topic, payload)
+
+    def _relay(self, topic: str, payload: bytes) -> None:
         if not any(topic_matches(f, topic) for f in self._topics):
             self.skipped += 1  # only there because a wider filter was subscribed
             return
@@ -78,6 +94,11 @@ class Relay:
 
 def run_relay(config: RelayConfig) -> None:
     """Relay until SIGTERM or SIGINT, publishing counters on ``status/relay/<ring>``.
+
+    Counters go out every `STATS_INTERVAL_S` and once more at the end, so the
+    ``offline`` status carries the final ones. A lost broker is reconnected to
+    in the background (``mqtt_reconnects`` counts it); quotes published
+    meanwhile never reach the relay.
 
     Raises:
         RingError: The ring already has a writer, or is not a ring.
@@ -100,11 +121,21 @@ def run_relay(config: RelayConfig) -> None:
             relay.bus = bus
             bus.subscribe(subscriptions)
             while not stopping.wait(STATS_INTERVAL_S):
-                bus.publish_status(
-                    "online",
-                    ring=str(writer.path),
-                    topics=list(config.topics),
-                    relayed=relay.relayed,
-                    rejected=relay.rejected,
-                    written=writer.written,
-                )
+                _publish_stats(bus, relay, writer, config.topics)
+            bus.unsubscribe(subscriptions)
+            relay.stop()
+            _publish_stats(bus, relay, writer, config.topics)
+
+
+def _publish_stats(
+    bus: BusClient, relay: Relay, writer: RingWriter, topics: tuple[str, ...]
+) -> None:
+    bus.publish_status(
+        "online",
+        ring=str(writer.path),
+        topics=list(topics),
+        relayed=relay.relayed,
+        rejected=relay.rejected,
+        written=writer.written,
+        mqtt_reconnects=bus.reconnects,
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 from pathlib import Path
@@ -11,11 +12,20 @@ import click
 
 from algos.server import algo_group
 from bridge import bridge_command, risk_group, swap_command
-from broker import MQTT_URL_ENV, MqttSettings, broker_command, mqtt_option
+from broker import (
+    MQTT_CA_ENV,
+    MQTT_PASSWORD_FILE_ENV,
+    MQTT_URL_ENV,
+    MqttSettings,
+    broker_command,
+    mqtt_option,
+    read_password_file,
+)
 from execution import execution_group
 from feeds import feed_group
 from ring import ring_group
 from tickbus._stack import StackConfig, run_stack
+from tickbus._status import status_command
 from tickbus._view import ViewConfig, run_view
 from tickbus.errors import ConfigError
 
@@ -76,7 +86,24 @@ def view_command(mqtt: MqttSettings, interval: float, duration: float | None) ->
     envvar=MQTT_URL_ENV,
     show_envvar=True,
     metavar="URL",
-    help="Use this broker instead of a local one (mqtt://[user:pass@]host:port).",
+    help="Use this broker instead of a local one (mqtt[s]://[user@]host:port).",
+)
+@click.option(
+    "--mqtt-password-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar=MQTT_PASSWORD_FILE_ENV,
+    show_envvar=True,
+    metavar="FILE",
+    help="With --mqtt: the password of the URL's user, read from FILE; every child "
+    "process gets it through a 0600 file in the log directory, never on its command line.",
+)
+@click.option(
+    "--mqtt-ca",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar=MQTT_CA_ENV,
+    show_envvar=True,
+    metavar="FILE",
+    help="With an mqtts:// --mqtt: the CA certificates (PEM) that verify the broker.",
 )
 @click.option(
     "--port",
@@ -109,6 +136,8 @@ def view_command(mqtt: MqttSettings, interval: float, duration: float | None) ->
 )
 def up_command(
     mqtt_url: str | None,
+    mqtt_password_file: Path | None,
+    mqtt_ca: Path | None,
     port: int,
     symbols: str,
     rate: float,
@@ -122,7 +151,7 @@ def up_command(
     """
     try:
         config = StackConfig(
-            mqtt=MqttSettings.from_url(mqtt_url) if mqtt_url else None,
+            mqtt=_up_settings(mqtt_url, mqtt_password_file, mqtt_ca),
             port=port,
             symbols=symbols,
             rate=rate,
@@ -133,6 +162,28 @@ def up_command(
     except ConfigError as exc:
         raise click.ClickException(exc.reason) from exc
     raise SystemExit(code)
+
+
+def _up_settings(
+    url: str | None, password_file: Path | None, ca_file: Path | None
+) -> MqttSettings | None:
+    """The broker `up` was told to use, or None (start or find a local one).
+
+    Raises:
+        ConfigError: A bad URL or file, or a file option without --mqtt.
+    """
+    if url is None:
+        if password_file is not None or ca_file is not None:
+            raise ConfigError("--mqtt-password-file and --mqtt-ca need --mqtt URL")
+        return None
+    settings = MqttSettings.from_url(url)
+    if password_file is not None:
+        if settings.username is None or settings.password is not None:
+            raise ConfigError("--mqtt-password-file needs a --mqtt URL with a user and no password")
+        settings = dataclasses.replace(settings, password=read_password_file(password_file))
+    if ca_file is not None:
+        settings = dataclasses.replace(settings, ca_file=ca_file)
+    return settings
 
 
 def _stop_on_signals() -> list[bool]:
@@ -155,3 +206,4 @@ main.add_command(swap_command)
 main.add_command(risk_group)
 main.add_command(ring_group)
 main.add_command(execution_group)
+main.add_command(status_command)
