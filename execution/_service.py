@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 
 COMPONENT = "execution"
 ORDERS_FILTER = "orders/+"
+SESSION_EXPIRY_S = 3600
+"""How long the broker keeps a stopped service's session and queues the orders for it."""
 STATS_INTERVAL_S = 1.0
 TICK_S = 0.1
 STOPPED_REASON = "the execution service stopped before the order filled"
@@ -66,9 +68,11 @@ class _Counters:
 def run_paper(config: PaperConfig) -> None:
     """Fill orders on paper until SIGTERM or SIGINT; see `PaperBook` for the prices.
 
-    On a signal it stops reading, rejects every order still waiting (reason
+    On a signal it stops reading quotes, rejects every order still waiting
+    and every order that arrives until it disconnects (reason
     `STOPPED_REASON`), publishes its last counters with the ``offline``
-    status, and returns.
+    status, and returns. The broker keeps its session (`SESSION_EXPIRY_S`):
+    orders published while it is down are handled at its next start.
 
     Raises:
         ConfigError: The broker cannot be reached, or the metrics address
@@ -110,8 +114,14 @@ class _PaperService:
         self._lock = Lock()
         self._stopped = False
         self._quote_filters = subscription_filters([QUOTES, f"{QUOTES}/#"])
+        # A session that outlives the process: orders published while the
+        # service restarts are queued by the broker (QoS 1) and handled when it is back.
         self.bus = BusClient(
-            config.mqtt, component=COMPONENT, name=config.name, on_message=self._on_message
+            config.mqtt,
+            component=COMPONENT,
+            name=config.name,
+            on_message=self._on_message,
+            session_expiry=SESSION_EXPIRY_S,
         )
 
     def start(self) -> None:
@@ -120,10 +130,14 @@ class _PaperService:
         self.bus.subscribe(self._quote_filters)
 
     def stop(self) -> None:
-        """Stop reading; reject what still waits; publish the final counters."""
-        self.bus.unsubscribe([ORDERS_FILTER, *self._quote_filters])
+        """Stop filling: reject what waits and what still arrives; publish the final counters.
+
+        The orders subscription stays in the broker's session, so orders sent
+        while the service is down wait there for its next start.
+        """
+        self.bus.unsubscribe(self._quote_filters)
         with self._lock:
-            self._stopped = True  # a message paho delivers after this is dropped
+            self._stopped = True  # from now on, an order that arrives is rejected
             for rejection in self._book.cancel_all(STOPPED_REASON):
                 self._reject(rejection)
         self.publish_stats()
@@ -152,6 +166,8 @@ class _PaperService:
     def _on_message(self, topic: str, payload: bytes) -> None:
         with self._lock:
             if self._stopped:
+                if topic.startswith("orders/"):
+                    self._reject_late_order(topic, payload)
                 return
             if topic.startswith("orders/"):
                 self._on_order(topic, payload)
@@ -173,6 +189,17 @@ class _PaperService:
             self._reject(outcome)
         elif outcome is not None:
             self._publish_fill(outcome)
+
+    def _reject_late_order(self, topic: str, payload: bytes) -> None:
+        """Answer an order that arrived after `stop`: it will not be filled."""
+        self._counters.orders_in += 1
+        algo = topic.removeprefix("orders/")
+        try:
+            order = decode_order(payload)
+        except OrderRejected as exc:
+            self._reject_payload(algo, topic, payload, exc.reason)
+            return
+        self._reject(Rejection(order, STOPPED_REASON))
 
     def _on_quotes(self, topic: str, payload: bytes) -> None:
         try:

@@ -238,3 +238,34 @@ def _state_or_none(algo_state: AlgoState, addr: str) -> dict[str, Any] | None:
         return algo_state(addr)
     except Exception:  # not initialised again by the bridge yet
         return None
+
+
+def test_orders_sent_while_execution_restarts_are_filled_when_it_is_back(
+    procs: Processes, mqtt_url: str, mosquitto_port: int
+) -> None:
+    algo, sid, name = unique("late"), unique("T").upper(), unique("paper")
+    args = ("execution", "paper", "--mqtt", mqtt_url, "--name", name)
+    with recorder(mosquitto_port, f"status/execution/{name}", f"fills/{algo}") as rec:
+
+        def start() -> Any:
+            proc = procs.tickbus(*args, name=name)
+            wait_until(
+                lambda: any(
+                    "waiting" in s and s["pid"] == proc.popen.pid
+                    for s in rec.json_on(f"status/execution/{name}")
+                ),
+                timeout=15,
+                what="execution online",
+            )
+            return proc
+
+        first = start()
+        first.signal(signal.SIGTERM)
+        assert first.wait(timeout=10) == 0
+        order = {"id": "o1", "algo": algo, "sid": sid, "side": "buy", "qty": 2,
+                 "type": "market", "ts": 1.0}  # fmt: skip
+        rec.publish(f"orders/{algo}", json.dumps(order))  # nobody is reading orders now
+        start()
+        publish_quote(rec, sid, 10.0, ts=2.0, spread=0.2)
+        [fill] = wait_until(lambda: rec.json_on(f"fills/{algo}"), timeout=15, what="the fill")
+    assert (fill["order_id"], fill["qty"], fill["price"]) == ("o1", 2, pytest.approx(10.1))
