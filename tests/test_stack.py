@@ -112,3 +112,29 @@ def test_up_with_an_unreachable_broker_fails_clearly_and_leaves_nothing_running(
     assert f"cannot reach the MQTT broker at {url}" in up.log()
     assert "Traceback" not in up.log()
     assert_all_stopped(tmp_path, None)
+
+
+def test_up_with_auth_logs_every_process_in_as_its_role(procs: Processes, tmp_path: Path) -> None:
+    port, logs = free_port(), tmp_path / "logs"
+    up = procs.tickbus(
+        "up", "--auth", "--port", str(port), "--duration", "8", "--rate", "100",
+        "--log-dir", str(logs), name="up",
+    )  # fmt: skip
+    assert up.wait(timeout=60) == 0, up.log()
+    rows = bridge_rows(up.log())
+    assert set(rows) == {"random", "sma"}, up.log()
+    assert int(rows["random"][3]) > 0 and int(rows["random"][4]) > 0, "orders, and their fills"
+    credentials = logs / "credentials"
+    assert sorted(p.name for p in credentials.glob("*.password")) == [
+        f"{role}.password"
+        for role in ("bridge", "execution", "feed", "operator", "relay", "viewer")
+    ]
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in credentials.glob("*.password"))
+    assert "Not authorized" not in "".join(p.read_text() for p in logs.glob("*.log"))
+    assert_all_stopped(logs, port)
+
+
+def test_up_with_auth_refuses_a_broker_it_did_not_start(procs: Processes, tmp_path: Path) -> None:
+    result = procs.tickbus("up", "--auth", "--mqtt", "mqtt://127.0.0.1:1", name="up")
+    assert result.wait(timeout=30) != 0
+    assert "--auth starts a broker of its own" in result.log()

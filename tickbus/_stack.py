@@ -12,6 +12,7 @@ healthy would be worse than a clear failure.
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import socket
 import subprocess
@@ -24,7 +25,14 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
-from broker import MqttSettings, broker_listening, find_mosquitto, write_secret_file
+from broker import (
+    MqttSettings,
+    broker_listening,
+    find_mosquitto,
+    read_password_file,
+    role_password_file,
+    write_secret_file,
+)
 from tickbus._view import ViewConfig, run_view
 from tickbus.errors import ConfigError
 
@@ -46,6 +54,9 @@ class StackConfig:
         rate: Quotes per second of the feed.
         duration: Stop after this many seconds; None runs until stopped.
         log_dir: Where the children's logs go; None makes a temporary directory.
+        auth: Start the broker with a login per role (``tickbus broker --auth``,
+            credentials in ``LOG_DIR/credentials``) and log every child in as
+            its role; needs a broker of its own (no `mqtt`, none listening).
     """
 
     mqtt: MqttSettings | None
@@ -54,6 +65,7 @@ class StackConfig:
     rate: float = 50.0
     duration: float | None = None
     log_dir: Path | None = None
+    auth: bool = False
 
 
 @dataclass
@@ -82,6 +94,7 @@ class Stack:
         self._log_dir = log_dir
         self.children: list[Child] = []
         self.stopping = False
+        self._credentials: Path | None = None  # with auth: where each role's password is
 
     def __enter__(self) -> Stack:
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -92,38 +105,50 @@ class Stack:
         self.stop()
 
     def start(self) -> MqttSettings:
-        """Start every child; returns the broker the stack uses.
+        """Start every child; returns the broker the stack uses (as the viewer, with auth).
 
         Raises:
             ConfigError: A child died during start-up, or the broker did not come up.
         """
         settings = self._broker()
-        mqtt = self._connection_args(settings)
         # Costs like a liquid market's, so the view shows what they do to PnL.
         costs = ["--slippage-bps", str(UP_SLIPPAGE_BPS), "--fee-bps", str(UP_FEE_BPS)]
-        self._spawn("execution", ["execution", "paper", *mqtt, *costs])
+        self._spawn(
+            "execution", ["execution", "paper", *self._login(settings, "execution"), *costs]
+        )
         algos = {"random": "algos.examples:RandomAlgo", "sma": "algos.examples:MovingAverageCross"}
         params = {"random": ["--param", "threshold=0.9"], "sma": []}
         for name, spec in algos.items():
             addr = f"tcp://127.0.0.1:{_free_port()}"
             self._spawn(f"algo-{name}", ["algo", "serve", spec, "--addr", addr, *params[name]])
-            self._spawn(f"bridge-{name}", ["bridge", *mqtt, "--rpc", addr, "--name", name])
+            bridge = ["bridge", *self._login(settings, "bridge"), "--rpc", addr, "--name", name]
+            self._spawn(f"bridge-{name}", bridge)
         self._spawn(
             "feed",
             [
                 "feed",
                 "synthetic",
-                *mqtt,
+                *self._login(settings, "feed"),
                 "--symbols",
                 self._config.symbols,
                 "--rate",
                 str(self._config.rate),
             ],
         )
-        return settings
+        if self._credentials is None:
+            return settings
+        viewer = role_password_file(self._credentials, "viewer")
+        return dataclasses.replace(settings, username="viewer", password=read_password_file(viewer))
 
-    def _connection_args(self, settings: MqttSettings) -> list[str]:
-        """The children's connection options: the password goes in a 0600 file, never argv."""
+    def _login(self, settings: MqttSettings, role: str) -> list[str]:
+        """A child's connection options: the password goes in a 0600 file, never argv.
+
+        With auth, the child logs in as `role` with the password the broker made for it.
+        """
+        if self._credentials is not None:
+            as_role = dataclasses.replace(settings, username=role)
+            password_file = role_password_file(self._credentials, role)
+            return ["--mqtt", as_role.url, "--mqtt-password-file", str(password_file)]
         args = ["--mqtt", settings.url]  # `url` never shows the password
         if settings.password is not None:
             password_file = self._log_dir / "mqtt.password"
@@ -134,16 +159,27 @@ class Stack:
         return args
 
     def _broker(self) -> MqttSettings:
+        port = self._config.port
+        if self._config.auth and (
+            self._config.mqtt is not None or broker_listening("127.0.0.1", port)
+        ):
+            raise ConfigError(
+                "--auth starts a broker of its own with a login per role: it cannot use "
+                f"--mqtt or the broker already listening on 127.0.0.1:{port} (try --port)"
+            )
         if self._config.mqtt is not None:
             return self._config.mqtt
-        port = self._config.port
         if broker_listening("127.0.0.1", port):
             print(f"a broker already listens on 127.0.0.1:{port}; using it", file=sys.stderr)
             return MqttSettings(host="127.0.0.1", port=port)
         # `tickbus broker` runs mosquitto when installed, else amqtt, which speaks only 3.1.1.
         protocol = "5" if find_mosquitto() is not None else "3.1.1"
         settings = MqttSettings(host="127.0.0.1", port=port, protocol=protocol)
-        child = self._spawn("broker", ["broker", "--port", str(port)])
+        args = ["broker", "--port", str(port)]
+        if self._config.auth:
+            self._credentials = self._log_dir / "credentials"
+            args += ["--auth", str(self._credentials)]
+        child = self._spawn("broker", args)
         deadline = time.monotonic() + START_TIMEOUT_S
         while not broker_listening("127.0.0.1", port):
             if child.popen.poll() is not None or time.monotonic() > deadline:

@@ -129,6 +129,13 @@ def view_command(mqtt: MqttSettings, interval: float, duration: float | None) ->
     help="Stop after this many seconds [default: run until Ctrl-C].",
 )
 @click.option(
+    "--auth",
+    is_flag=True,
+    help="Start the broker with a login per role (tickbus broker --auth; passwords in "
+    "LOG_DIR/credentials) and log every process in as its role. Needs a broker of "
+    "its own: not with --mqtt, nor with a broker already on --port.",
+)
+@click.option(
     "--log-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
@@ -142,6 +149,7 @@ def up_command(
     symbols: str,
     rate: float,
     duration: float | None,
+    auth: bool,
     log_dir: Path | None,
 ) -> None:
     """Run the whole stack here: broker, feed, two algorithms with their bridges, live view.
@@ -157,6 +165,7 @@ def up_command(
             rate=rate,
             duration=duration,
             log_dir=log_dir,
+            auth=auth,
         )
         code = run_stack(config)
     except ConfigError as exc:
