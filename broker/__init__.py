@@ -64,7 +64,12 @@ from broker._launcher import (
     mosquitto_config,
     run_local_broker,
 )
-from broker._options import MQTT_CA_ENV, MQTT_PASSWORD_FILE_ENV, mqtt_option
+from broker._options import (
+    MQTT_CA_ENV,
+    MQTT_PASSWORD_FILE_ENV,
+    mqtt_option,
+    with_password_file,
+)
 from broker._orders import (
     MAX_ORDER_BYTES,
     MAX_ORDER_ID_LENGTH,
@@ -161,5 +166,6 @@ __all__ = [
     "topic_matches",
     "validate_filter",
     "validate_name",
+    "with_password_file",
     "write_secret_file",
 ]

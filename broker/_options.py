@@ -119,18 +119,22 @@ def _to_settings(_ctx: click.Context, _param: click.Parameter, url: str) -> Mqtt
         raise click.BadParameter(exc.reason) from exc
 
 
-def _with_password_from(settings: MqttSettings, path: Path) -> MqttSettings:
+def with_password_file(settings: MqttSettings, path: Path) -> MqttSettings:
+    """`settings` with the password of its user read from `path` (`read_password_file`).
+
+    Raises:
+        ConfigError: The URL names no user, or has a password of its own, or the
+            file cannot be used; the reason never quotes a password.
+    """
     if settings.username is None:
-        raise click.BadParameter(
-            "a password needs a user: name it in the URL, mqtt://USER@host:port",
-            param_hint=_PASSWORD_FILE_HINT,
-        )
+        raise ConfigError("a password needs a user: name it in the URL, mqtt://USER@host:port")
     if settings.password is not None:
-        raise click.BadParameter(
-            "the --mqtt URL holds a password too; give it in one place only",
-            param_hint=_PASSWORD_FILE_HINT,
-        )
+        raise ConfigError("the --mqtt URL holds a password too; give it in one place only")
+    return dataclasses.replace(settings, password=read_password_file(path))
+
+
+def _with_password_from(settings: MqttSettings, path: Path) -> MqttSettings:
     try:
-        return dataclasses.replace(settings, password=read_password_file(path))
+        return with_password_file(settings, path)
     except ConfigError as exc:
         raise click.BadParameter(exc.reason, param_hint=_PASSWORD_FILE_HINT) from None

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,38 +9,20 @@ from typing import Any
 import pytest
 import zerorpc
 
-from tests.support import Processes, free_port, wait_until
+from tests.support import MOSQUITTO, Mosquitto, Processes
 
 
 @pytest.fixture(scope="session")
 def mosquitto_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """A real mosquitto on a free port, for the whole session; tests use unique topics."""
-    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    if not Path(binary).exists():
+    if not Path(MOSQUITTO).exists():
         pytest.fail("mosquitto is not installed; .ci/run installs it with apt-get")
-    port = free_port()
-    workdir = tmp_path_factory.mktemp("mosquitto")
-    conf = workdir / "mosquitto.conf"
-    conf.write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n"
-        "persistence false\nmax_queued_messages 100000\n"
-    )
-    log = open(workdir / "mosquitto.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
+    broker = Mosquitto(tmp_path_factory.mktemp("mosquitto"))
+    broker.start()
     try:
-        wait_until(lambda: _listening(port), timeout=10, what=f"mosquitto on port {port}")
-        yield port
+        yield broker.port
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        log.close()
-
-
-def _listening(port: int) -> bool:
-    import socket
-
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
+        broker.stop()
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -239,3 +240,42 @@ def swap(mqtt_url: str, bridge: str, rpc: str, *flags: str) -> subprocess.Comple
         timeout=60,
         cwd=REPO_ROOT,
     )
+
+
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+
+
+def port_open(port: int) -> bool:
+    """Whether something accepts TCP connections on 127.0.0.1:`port`."""
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+class Mosquitto:
+    """A real mosquitto on a free 127.0.0.1 port, which a test may stop and start again."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.url = f"mqtt://127.0.0.1:{self.port}"
+        self._workdir = workdir
+        self._conf = workdir / "mosquitto.conf"
+        self._conf.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n"
+            "persistence false\nmax_queued_messages 100000\n"
+        )
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._starts = 0
+
+    def start(self) -> None:
+        log = self._workdir / f"mosquitto-{self._starts}.log"
+        self._starts += 1
+        with open(log, "wb") as out:
+            self._proc = subprocess.Popen(
+                [MOSQUITTO, "-c", str(self._conf)], stdout=out, stderr=subprocess.STDOUT
+            )
+        wait_until(lambda: port_open(self.port), timeout=10, what=f"mosquitto on {self.port}")
+
+    def stop(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            self._proc.wait(timeout=10)

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
-import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
@@ -25,10 +23,12 @@ from algos import Order
 from ring import RingReader, writer_alive
 from tests.algos_for_tests import RecordingAlgo
 from tests.support import (
+    Mosquitto,
     MqttRecorder,
     Proc,
     Processes,
     free_port,
+    port_open,
     recorder,
     serve_algorithm,
     start_bridge,
@@ -59,36 +59,6 @@ class MarkingSlowAlgo(RecordingAlgo):
 # --- helpers ------------------------------------------------------------------------
 
 
-class Mosquitto:
-    """A mosquitto of one test on its own port, which the test may stop and start again."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.url = f"mqtt://127.0.0.1:{self.port}"
-        self._workdir = workdir
-        self._conf = workdir / "mosquitto.conf"
-        self._conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n"
-            "persistence false\nmax_queued_messages 100000\n"
-        )
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._starts = 0
-
-    def start(self) -> None:
-        log = self._workdir / f"mosquitto-{self._starts}.log"
-        self._starts += 1
-        with open(log, "wb") as out:
-            self._proc = subprocess.Popen(
-                ["mosquitto", "-c", str(self._conf)], stdout=out, stderr=subprocess.STDOUT
-            )
-        wait_until(lambda: port_open(self.port), timeout=10, what=f"mosquitto on {self.port}")
-
-    def stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            self._proc.wait(timeout=10)
-
-
 @pytest.fixture
 def own_broker(tmp_path: Path) -> Iterator[Mosquitto]:
     """A dedicated broker; request it before `procs` so it outlives the processes."""
@@ -109,11 +79,6 @@ class QosRecorder(MqttRecorder):
         with self._lock:
             self.qos.append((msg.topic, msg.qos))
         super()._on_message(client, userdata, msg)
-
-
-def port_open(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def retained(port: int, topic: str) -> dict[str, Any]:

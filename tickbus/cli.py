@@ -19,7 +19,7 @@ from broker import (
     MqttSettings,
     broker_command,
     mqtt_option,
-    read_password_file,
+    with_password_file,
 )
 from execution import execution_group
 from feeds import feed_group
@@ -187,9 +187,7 @@ def _up_settings(
         return None
     settings = MqttSettings.from_url(url)
     if password_file is not None:
-        if settings.username is None or settings.password is not None:
-            raise ConfigError("--mqtt-password-file needs a --mqtt URL with a user and no password")
-        settings = dataclasses.replace(settings, password=read_password_file(password_file))
+        settings = with_password_file(settings, password_file)
     if ca_file is not None:
         settings = dataclasses.replace(settings, ca_file=ca_file)
     return settings
