@@ -35,7 +35,7 @@ from tests.support import (
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
-QUOTES = 2_000
+QUOTES = 600
 RATE = 200
 
 
