@@ -1,18 +1,27 @@
 """Algorithms: the `Algorithm` base class, the `Order` it emits, and how to load one.
 
+A user writes ``initialize(params) -> channels`` and ``event(quote) ->
+orders``, in an `Algorithm` subclass or in a plain class (`PlainAlgorithm`
+adapts it); the framework calls `Algorithm.start`, which prepares the
+portfolio and then the user's ``initialize``.
+
 Plain Python: it never imports the transport (`broker`, `bridge`, `ring`), so
 an algorithm can be unit tested and back-tested without a broker. Example
 algorithms live in the public module `algos.examples`.
 """
 
-from algos._base import DEFAULT_CHANNELS, REJECTED_KEY, Algorithm, Order
-from algos._loading import load_algorithm, parse_params
+from algos._base import DEFAULT_CHANNELS, REJECTED_KEY, Algorithm
+from algos._loading import AlgorithmFactory, load_algorithm, parse_params
+from algos._plain import PlainAlgorithm
+from algos._run import Order
 
 __all__ = [
     "DEFAULT_CHANNELS",
     "REJECTED_KEY",
     "Algorithm",
+    "AlgorithmFactory",
     "Order",
+    "PlainAlgorithm",
     "load_algorithm",
     "parse_params",
 ]

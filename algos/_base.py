@@ -1,20 +1,19 @@
-"""`Algorithm`: the base class of every tickbus algorithm, and the `Order` it emits."""
+"""`Algorithm`: the base class of every tickbus algorithm."""
 
 from __future__ import annotations
 
 import abc
-import logging
 import math
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Literal, NotRequired, TypedDict
+from typing import Any, ClassVar, Literal
 
 from algos._params import param_float, parse_channels, require_mapping
 from algos._quote import checked_quote
+from algos._requests import is_order_request, parse_order_request
+from algos._run import Order, Run
 from portfolio import DEFAULT_BUFFER_BPS, Portfolio
 from tickbus.errors import ConfigError, NotInitialized, PortfolioError, QuoteRejected
-
-log = logging.getLogger(__name__)
 
 DEFAULT_CHANNELS: tuple[str, ...] = ("quotes", "quotes/#")
 """The MQTT topic filters an algorithm subscribes to unless told otherwise."""
@@ -25,146 +24,171 @@ REJECTED_KEY = "rejected"
 """The key that makes a `fill` report a rejection: ``{"order_id": ..., "rejected": reason}``."""
 
 
-class Order(TypedDict):
-    """An order an algorithm placed: sent to execution, not yet filled.
-
-    The bridge adds ``algo`` and validates it against the bus's order schema
-    before it goes onto ``orders/<algo>``.
-
-    Attributes:
-        id: Unique id, a uuid4 hex string.
-        sid: Symbol, upper-case.
-        side: ``"buy"`` or ``"sell"``.
-        qty: Shares, > 0.
-        type: ``"market"`` or ``"limit"``.
-        ts: The ``ts`` of the quote it was placed on (epoch seconds).
-        limit_price: For limit orders only: the worst acceptable price.
-    """
-
-    id: str
-    sid: str
-    side: Literal["buy", "sell"]
-    qty: int
-    type: Literal["market", "limit"]
-    ts: float
-    limit_price: NotRequired[float]
-
-
 class Algorithm(abc.ABC):
     """A trading algorithm: quotes in, orders out, a `Portfolio` alongside.
 
-    The public methods are the RPC contract an algorithm server exposes:
-    `initialize`, `event`, `events`, `fill`, `state` and `finalize`. Subclasses
-    implement `event` and may extend `initialize` and `finalize`. They are
-    constructed without arguments; settings arrive in `initialize(params)`.
+    A user writes two methods: `initialize` (read params, return the channels)
+    and `event` (react to one quote, return orders). Nothing else is
+    required: no ``super()`` call in either, and no ``__init__``.
+
+    The framework drives it through `start` (what the server's RPC
+    ``initialize`` and the backtester call: it prepares a fresh portfolio and
+    counters, then calls the user's `initialize`), `events`, `fill`, `state`
+    and `finalize`; those are the RPC contract an algorithm server exposes.
 
     Every quote takes one path, `events`: the batch is checked against the
     quote contract first (a bad quote rejects the whole batch before anything
     happens), then each quote marks the portfolio and goes to `event`.
 
-    Orders are made only by `buy` and `sell`, which place them: the portfolio
-    records each as open and holds back its cash (a buy) or shares (a sell),
-    so open orders never commit more than there is. An order the available
-    cash or shares cannot cover is refused: the helper returns None and
-    nothing is emitted. `events` emits exactly the orders the helpers placed.
-    Cash and positions move only when execution reports a fill (`fill`); a
-    rejection reported the same way frees the hold.
+    Orders are placed by `buy` and `sell`, or returned from `event` as order
+    requests (``{"sid", "side", "qty"[, "limit_price"]}``), which are placed
+    the same way: the portfolio records each as open and holds back its cash
+    (a buy) or shares (a sell), so open orders never commit more than there
+    is. An order the available cash or shares cannot cover is refused and
+    nothing is emitted. `events` emits exactly the orders placed. Cash and
+    positions move only when execution reports a fill (`fill`); a rejection
+    reported the same way frees the hold.
 
     Not thread-safe: the server calls it from one thread.
 
     Attributes:
         channels: Class default for the MQTT topic filters (`DEFAULT_CHANNELS`).
-        params: The params of the last successful `initialize`.
+        params: The params of the last successful `start`.
     """
 
     channels: ClassVar[tuple[str, ...]] = DEFAULT_CHANNELS
+    params: dict[str, Any]
+    _tickbus_run: Run | None = None  # a class default: no __init__ needed to have it
 
-    def __init__(self) -> None:
-        self.params: dict[str, Any] = {}
-        self._portfolio: Portfolio | None = None
-        self._quotes_seen = 0
-        self._orders_emitted = 0
-        self._fills = 0
-        self._rejections = 0
-        self._last_rejection: str | None = None
-        self._errors = 0
-        self._last_error: str | None = None
-        self._placed: list[Order] | None = None
+    # -- what a user writes ----------------------------------------------------------
 
-    @property
-    def portfolio(self) -> Portfolio:
-        """The portfolio `initialize` created; a subclass may replace it (e.g. other sizing).
+    def initialize(self, params: Mapping[str, Any]) -> list[str] | None:
+        """Read your params and return the MQTT topic filters to receive quotes on.
 
-        Raises:
-            ConfigError: `initialize` has not been called yet.
-        """
-        if self._portfolio is None:
-            raise self._not_initialized("portfolio")
-        return self._portfolio
+        Called by `start`, after the portfolio is ready: ``self.portfolio``
+        can be used here. Check your params before you change anything, so
+        a refused call leaves the algorithm as it was. Calling
+        ``super().initialize(params)`` is not needed (it returns the class's
+        `channels`).
 
-    @portfolio.setter
-    def portfolio(self, portfolio: Portfolio) -> None:
-        if not isinstance(portfolio, Portfolio):
-            raise ConfigError(f"portfolio must be a Portfolio, got {type(portfolio).__name__}")
-        self._portfolio = portfolio
-
-    def initialize(self, params: Mapping[str, Any]) -> list[str]:
-        """Start over with `params`: a fresh portfolio and zeroed counters.
-
-        Recognised params: ``starting_cash`` (number >= 0, default 100000),
-        ``buffer_bps`` (cash a buy holds back above its price for slippage and
-        fees, number >= 0, default 50) and ``channels`` (a list of MQTT topic
-        filters or a comma-separated string; default the class attribute
-        `channels`). Other keys are kept in
-        `params` for subclasses. A subclass override should check its own
-        params, then call ``super().initialize(params)``, then set its state,
-        so a rejected call changes nothing.
+        Args:
+            params: Everything the server or the bridge was given with
+                ``--param``, including the framework's own (``starting_cash``,
+                ``buffer_bps``, ``channels``).
 
         Returns:
-            The MQTT topic filters to subscribe to.
-
-        Raises:
-            ConfigError: `params` is not a mapping or a value is unusable; the
-                reason names the param. The algorithm is unchanged.
+            Topic filters such as ``["quotes/#"]``, or None for the class's
+            `channels`. A ``channels`` param, when given, wins over both.
         """
-        params = require_mapping(params)
-        cash = param_float(params, "starting_cash", 100_000.0, low=0.0)
-        buffer_bps = param_float(params, "buffer_bps", DEFAULT_BUFFER_BPS, low=0.0)
-        raw_channels = params.get("channels")
-        channels = parse_channels(self.channels if raw_channels is None else raw_channels)
-        self.params = dict(params)
-        self._portfolio = Portfolio(cash=cash, buffer_bps=buffer_bps)
-        self._quotes_seen = 0
-        self._orders_emitted = 0
-        self._fills = 0
-        self._rejections = 0
-        self._last_rejection = None
-        self._errors = 0
-        self._last_error = None
-        return channels
+        return list(self.channels)
 
     @abc.abstractmethod
-    def event(self, quote: Mapping[str, Any]) -> list[Order]:
+    def event(self, quote: Mapping[str, Any]) -> Sequence[Any] | None:
         """React to one quote; called by `events` only, after the portfolio is marked.
 
         Args:
             quote: A checked copy: ``sid`` upper-case, ``price``/``ts`` floats.
 
         Returns:
-            The orders placed for this quote with `buy`/`sell` (None entries,
-            from refused orders, are skipped). An order placed but left out is
-            still emitted, because the portfolio already holds it open.
-            Returning an order `buy`/`sell` did not place for this quote (or
-            one changed since), or anything but a list, counts as an error of
-            this quote (see `events`).
+            None for no order, or a list of orders: those placed for this quote
+            with `buy`/`sell` (None entries, from refused orders, are skipped)
+            and order requests (``{"sid", "side", "qty"[, "limit_price"]}``),
+            which are placed here as `buy`/`sell` would place them. An order
+            placed but left out is still emitted, because the portfolio already
+            holds it open. Anything else counts as an error of this quote (see
+            `events`).
         """
+
+    # -- what the framework calls -------------------------------------------------------
+
+    @property
+    def started(self) -> bool:
+        """Whether `start` has succeeded: the algorithm can take quotes."""
+        return self._tickbus_run is not None
+
+    def start(
+        self, params: Mapping[str, Any], *, snapshot: Mapping[str, Any] | None = None
+    ) -> list[str]:
+        """Prepare the portfolio and counters, then call the user's `initialize`.
+
+        The framework's entry point: the server's RPC ``initialize``, the
+        backtester and a sweep all call it, so nothing depends on the user
+        remembering a ``super()`` call. Recognised params: ``starting_cash``
+        (number >= 0, default 100000), ``buffer_bps`` (cash a buy holds back
+        above its price for slippage and fees, number >= 0, default 50) and
+        ``channels`` (a list of MQTT topic filters or a comma-separated
+        string; it wins over what `initialize` returns). All params are kept
+        in `params`.
+
+        Args:
+            params: The params.
+            snapshot: A `Portfolio.snapshot` to start from instead of fresh
+                cash (a restart with a state directory, or a swap that carries
+                the portfolio). It is in place before `initialize` runs; if
+                `initialize` replaces the portfolio (e.g. other sizing), the
+                snapshot is restored into the replacement's sizing and buffer.
+
+        Returns:
+            The MQTT topic filters to subscribe to.
+
+        Raises:
+            ConfigError: `params` is not a mapping, a framework param is
+                unusable, `initialize` raised it, or `initialize` returned
+                something that is not a list of topic filters. The framework's
+                state is then as before the call (the user's own attributes are
+                as `initialize` left them).
+            PortfolioError: `snapshot` is malformed.
+        """
+        params = require_mapping(params)
+        cash = param_float(params, "starting_cash", 100_000.0, low=0.0)
+        buffer_bps = param_float(params, "buffer_bps", DEFAULT_BUFFER_BPS, low=0.0)
+        forced = params.get("channels")
+        forced_channels = None if forced is None else parse_channels(forced)
+        if snapshot is None:
+            portfolio = Portfolio(cash=cash, buffer_bps=buffer_bps)
+        else:
+            portfolio = Portfolio.restore(snapshot, buffer_bps=buffer_bps)
+        before = self._tickbus_run, self.__dict__.get("params")
+        self._tickbus_run, self.params = Run(portfolio), dict(params)
+        try:
+            returned = self._channels_from(self.initialize(params))
+            channels = returned if forced_channels is None else forced_channels
+            if snapshot is not None and self.portfolio is not portfolio:
+                mine = self.portfolio
+                self.portfolio = Portfolio.restore(
+                    snapshot, sizing=mine.sizing, buffer_bps=mine.buffer_bps
+                )
+        except BaseException:
+            self._tickbus_run = before[0]
+            if before[1] is None:
+                self.__dict__.pop("params", None)
+            else:
+                self.params = before[1]
+            raise
+        return channels
+
+    @property
+    def portfolio(self) -> Portfolio:
+        """The portfolio `start` created; `initialize` may replace it (e.g. other sizing).
+
+        Raises:
+            NotInitialized: `start` has not been called yet.
+        """
+        return self._run("portfolio").portfolio
+
+    @portfolio.setter
+    def portfolio(self, portfolio: Portfolio) -> None:
+        if not isinstance(portfolio, Portfolio):
+            raise ConfigError(f"portfolio must be a Portfolio, got {type(portfolio).__name__}")
+        self._run("portfolio").portfolio = portfolio
 
     def events(self, quotes: Sequence[Mapping[str, Any]]) -> list[Order]:
         """Handle a batch of quotes in order; the one path every quote takes.
 
-        An exception from `event` (or an order it returned that `buy`/`sell`
-        did not place) fails that one quote only: it is logged and counted in
-        `state()` (``errors``, ``last_error``), the orders the helpers had
+        An exception from `event` (or something it returned that is not an
+        order) fails that one quote only: it is counted in `state()`
+        (``errors``, ``last_error``) and logged (the first with its
+        traceback, then one summary line at most every 10 s), the orders
         already placed for that quote are still emitted (the portfolio holds
         them open), and the batch goes on. So the orders on the bus always
         match the portfolio's open orders, and one bad quote never costs the
@@ -174,19 +198,20 @@ class Algorithm(abc.ABC):
             Every order placed while handling the batch, in the order placed.
 
         Raises:
-            NotInitialized: `initialize` has not been called yet.
+            NotInitialized: `start` has not been called yet.
             QuoteRejected: `quotes` is not a list, or one quote breaks the
                 quote contract; nothing in the batch is handled.
         """
-        self._require_initialized("events")
+        run = self._run("events")
         if isinstance(quotes, str | bytes) or not isinstance(quotes, Sequence):
             raise QuoteRejected(f"events() takes a list of quotes, got {type(quotes).__name__}")
         checked = [checked_quote(quote, f"quote #{i}") for i, quote in enumerate(quotes)]
         orders: list[Order] = []
         for quote in checked:
-            self.portfolio.mark(quote)
-            self._quotes_seen += 1
-            orders.extend(self._handle(quote))
+            run.portfolio.mark(quote)
+            run.quotes += 1
+            run.last_quotes[quote["sid"]] = quote
+            orders.extend(self._handle(run, quote))
         return orders
 
     def fill(self, report: Mapping[str, Any]) -> None:
@@ -204,12 +229,12 @@ class Algorithm(abc.ABC):
         that open order; it is counted in `state` (``rejected``, ``last_rejection``).
 
         Raises:
-            NotInitialized: `initialize` has not been called yet.
+            NotInitialized: `start` has not been called yet.
             PortfolioError: A key is missing, a value is invalid, the order is
                 not open, or the fill would break a portfolio invariant; the
                 portfolio is unchanged.
         """
-        portfolio = self.portfolio
+        run = self._run("fill")
         if not isinstance(report, Mapping):
             raise PortfolioError(f"a fill must be a mapping, got {type(report).__name__}")
         order_id = report.get("order_id")
@@ -218,15 +243,15 @@ class Algorithm(abc.ABC):
         if REJECTED_KEY in report:
             if order_id is None:
                 raise PortfolioError(f"a rejection needs the order_id: {dict(report)!r}")
-            portfolio.release(order_id)
-            self._rejections += 1
-            self._last_rejection = f"{order_id}: {report[REJECTED_KEY]}"
+            run.portfolio.release(order_id)
+            run.rejections += 1
+            run.last_rejection = f"{order_id}: {report[REJECTED_KEY]}"
             return
         missing = [key for key in _FILL_KEYS if key not in report]
         if missing:
             raise PortfolioError(f"fill is missing {missing}: {dict(report)!r}")
         fee = report.get("fee")
-        portfolio.apply_fill(
+        run.portfolio.apply_fill(
             sid=report["sid"],
             side=report["side"],
             qty=report["qty"],
@@ -234,12 +259,14 @@ class Algorithm(abc.ABC):
             fee=0.0 if fee is None else fee,
             order_id=order_id,
         )
-        self._fills += 1
+        run.fills += 1
 
     def state(self) -> dict[str, Any]:
         """JSON-safe state: the portfolio's summary and snapshot, and counters.
 
-        Keys: ``portfolio`` (`Portfolio.summary`), ``portfolio_snapshot``
+        Keys: ``initialized`` (False before `start`, and then the only other
+        key is ``algorithm``), ``algorithm`` (``"module:Class"``),
+        ``portfolio`` (`Portfolio.summary`), ``portfolio_snapshot``
         (`Portfolio.snapshot`: what ``tickbus swap --carry-portfolio`` hands to
         the next algorithm), ``quotes``, ``orders`` (placed), ``fills``,
         ``rejected`` and ``last_rejection`` (reported by `fill`), ``errors``
@@ -247,31 +274,36 @@ class Algorithm(abc.ABC):
 
         A bridge calls it every second for its status, on the same worker
         thread as `events`: an override must stay cheap (no sorting of long
-        histories), or quotes wait behind it.
-
-        Raises:
-            ConfigError: `initialize` has not been called yet.
+        histories), or quotes wait behind it. The server calls this base
+        version, not an override, before `start`.
         """
-        self._require_initialized("state")
+        run = self._tickbus_run
+        if run is None:
+            return {"initialized": False, "algorithm": self.describe()}
         return {
-            "portfolio": self.portfolio.summary(),
-            "portfolio_snapshot": self.portfolio.snapshot(),
-            "quotes": self._quotes_seen,
-            "orders": self._orders_emitted,
-            "fills": self._fills,
-            "rejected": self._rejections,
-            "last_rejection": self._last_rejection,
-            "errors": self._errors,
-            "last_error": self._last_error,
+            "initialized": True,
+            "algorithm": self.describe(),
+            "portfolio": run.portfolio.summary(),
+            "portfolio_snapshot": run.portfolio.snapshot(),
+            "quotes": run.quotes,
+            "orders": run.orders,
+            "fills": run.fills,
+            "rejected": run.rejections,
+            "last_rejection": run.last_rejection,
+            "errors": run.errors,
+            "last_error": run.last_error,
         }
 
     def finalize(self) -> dict[str, Any]:
-        """Wrap up and return the final `state`; subclasses may add to the dict.
-
-        Raises:
-            ConfigError: `initialize` has not been called yet.
-        """
+        """Wrap up and return the final `state`; subclasses may add to the dict."""
         return self.state()
+
+    def describe(self) -> str:
+        """Which algorithm this is, as ``"module:Class"`` (what ``algo serve`` takes)."""
+        cls = type(self)
+        return f"{cls.__module__}:{cls.__qualname__}"
+
+    # -- helpers for `event` --------------------------------------------------------------
 
     def buy(
         self, quote: Mapping[str, Any], qty: int, *, limit_price: float | None = None
@@ -315,6 +347,8 @@ class Algorithm(abc.ABC):
         """
         return self._place(quote, "sell", qty, limit_price)
 
+    # -- inside ---------------------------------------------------------------------------
+
     def _place(
         self,
         quote: Mapping[str, Any],
@@ -322,8 +356,8 @@ class Algorithm(abc.ABC):
         qty: int,
         limit_price: float | None,
     ) -> Order | None:
-        placed = self._placed
-        if placed is None:
+        run = self._tickbus_run
+        if run is None or run.placed is None:
             raise RuntimeError(
                 f"{side}() places orders only inside event(), while events() handles a "
                 "quote; outside it the order would never reach the bus"
@@ -354,47 +388,75 @@ class Algorithm(abc.ABC):
         if limit_price is not None:
             order["limit_price"] = float(limit_price)
         try:
-            self.portfolio.reserve(order["id"], sid=sid, side=side, qty=qty, price=reference)
+            run.portfolio.reserve(order["id"], sid=sid, side=side, qty=qty, price=reference)
         except PortfolioError:  # the arguments are valid here: cash or shares fall short
             return None
-        placed.append(order)
+        run.placed.append(order)
         return order.copy()
 
-    def _handle(self, quote: dict[str, Any]) -> list[Order]:
+    def _handle(self, run: Run, quote: dict[str, Any]) -> list[Order]:
         placed: list[Order] = []
-        self._placed = placed
+        run.placed = placed
         try:
-            self._check_returned(self.event(quote), placed)
+            self._take_returned(run, self.event(quote), placed)
         except Exception as exc:
-            self._errors += 1
-            self._last_error = f"{type(exc).__name__} on {quote['sid']}: {exc}"
-            log.exception("%s.event() failed", type(self).__name__)
+            run.errors += 1
+            run.last_error = f"{type(exc).__name__} on {quote['sid']}: {exc}"
+            run.error_log.log(
+                "%s.event() failed (%d so far): %s",
+                type(self).__name__,
+                run.errors,
+                run.last_error,
+                exc_info=exc if run.errors == 1 else None,
+            )
         finally:
-            self._placed = None
-        self._orders_emitted += len(placed)
+            run.placed = None
+        run.orders += len(placed)
         return [order.copy() for order in placed]
 
-    def _check_returned(self, returned: object, placed: list[Order]) -> None:
+    def _take_returned(self, run: Run, returned: object, placed: list[Order]) -> None:
+        """Place the order requests `event` returned; refuse anything that is not an order."""
         if returned is None:
             return
         if isinstance(returned, Mapping | str | bytes) or not isinstance(returned, Sequence):
             raise TypeError(
-                f"{type(self).__name__}.event() must return a list of orders, "
+                f"{type(self).__name__}.event() must return a list of orders or None, "
                 f"got {type(returned).__name__}"
             )
-        for item in returned:
-            if item is not None and item not in placed:
+        for item in list(returned):
+            if item is None or item in placed:
+                continue
+            if not is_order_request(item):
                 raise PortfolioError(
-                    f"{type(self).__name__}.event() returned {item!r}, which is not an order "
-                    "buy()/sell() placed for this quote (or it was changed since); make "
-                    "orders with self.buy()/self.sell() and return them unchanged"
+                    f"{type(self).__name__}.event() returned {item!r}, which is not an order: "
+                    "return what buy()/sell() placed for this quote (unchanged), or order "
+                    'requests such as {"sid": "GOOG", "side": "buy", "qty": 10}'
                 )
+            request = parse_order_request(item)
+            quote = run.last_quotes.get(request.sid)
+            if quote is None:
+                raise PortfolioError(
+                    f"no quote of {request.sid} has arrived yet: an order needs its last price"
+                )
+            self._place(quote, request.side, request.qty, request.limit_price)
 
-    def _require_initialized(self, what: str) -> None:
-        if self._portfolio is None:
-            raise self._not_initialized(what)
+    def _channels_from(self, returned: object) -> list[str]:
+        if returned is None:
+            return list(self.channels)
+        try:
+            return parse_channels(returned)
+        except ConfigError as exc:
+            raise ConfigError(
+                f"{type(self).__name__}.initialize() must return a list of MQTT topic "
+                f"filters such as ['quotes/#'] (or None for {list(self.channels)}): "
+                f"{exc.reason}"
+            ) from exc
 
-    def _not_initialized(self, what: str) -> NotInitialized:
-        return NotInitialized(
-            f"{type(self).__name__} is not initialized: call initialize(params) before {what}"
-        )
+    def _run(self, what: str) -> Run:
+        run = self._tickbus_run
+        if run is None:
+            raise NotInitialized(
+                f"{type(self).__name__} is not initialized: the framework's initialize "
+                f"(Algorithm.start(params) in Python) must come before {what}"
+            )
+        return run

@@ -6,26 +6,38 @@ import importlib
 import inspect
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from algos._base import Algorithm
+from algos._plain import PlainAlgorithm
 from tickbus.errors import ConfigError
 
+AlgorithmFactory = Callable[[], Algorithm]
+"""Makes a fresh, not yet started algorithm: what `load_algorithm` returns."""
 
-def load_algorithm(spec: str) -> type[Algorithm]:
-    """Import the `Algorithm` subclass that `spec` names.
+
+def load_algorithm(spec: str) -> AlgorithmFactory:
+    """Import the algorithm class that `spec` names; returns what makes one.
+
+    The class is either a concrete `Algorithm` subclass, or a plain class
+    with ``initialize(params)`` and ``event(quote)`` methods, which is
+    adapted to the full contract (`PlainAlgorithm`, a `Portfolio` composed
+    alongside). Either is constructed without arguments.
 
     Args:
         spec: ``"package.module:ClassName"``, e.g. ``"algos.examples:RandomAlgo"``.
 
     Returns:
-        The class, not an instance.
+        A callable that constructs one instance per call (the class itself
+        for an `Algorithm` subclass). Constructing it may raise whatever the
+        class's ``__init__`` raises (a `TypeError` when it needs arguments).
 
     Raises:
         ConfigError: `spec` is malformed, the module cannot be imported (the
             reason carries the import error), it has no such attribute, or the
-            attribute is not a concrete `Algorithm` subclass.
+            attribute is neither a concrete `Algorithm` subclass nor a class
+            with ``initialize`` and ``event`` methods.
     """
     module_name, class_name = _split_spec(spec)
     try:
@@ -38,12 +50,21 @@ def load_algorithm(spec: str) -> type[Algorithm]:
         found = getattr(module, class_name)
     except AttributeError as exc:
         raise ConfigError(f"module {module_name!r} has no attribute {class_name!r}") from exc
-    if not (isinstance(found, type) and issubclass(found, Algorithm)):
-        raise ConfigError(f"{spec!r} is {found!r}, not a subclass of algos.Algorithm")
-    if inspect.isabstract(found):
-        missing = ", ".join(sorted(getattr(found, "__abstractmethods__", ())))
-        raise ConfigError(f"{spec!r} is abstract: it does not implement {missing}")
-    return found
+    if not isinstance(found, type):
+        raise ConfigError(f"{spec!r} is {found!r}, not a class")
+    if issubclass(found, Algorithm):
+        if inspect.isabstract(found):
+            missing = ", ".join(sorted(getattr(found, "__abstractmethods__", ())))
+            raise ConfigError(f"{spec!r} is abstract: it does not implement {missing}")
+        return found
+    lacking = [name for name in ("initialize", "event") if not callable(getattr(found, name, None))]
+    if lacking:
+        raise ConfigError(
+            f"{spec!r} is neither a subclass of algos.Algorithm nor a class with "
+            f"initialize(params) and event(quote) methods: it has no {' and no '.join(lacking)}"
+        )
+    plain: type[Any] = found
+    return lambda: PlainAlgorithm(plain())
 
 
 def parse_params(items: Sequence[str]) -> dict[str, Any]:

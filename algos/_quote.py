@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from tickbus.errors import QuoteRejected
 
-_REQUIRED = ("price", "ts")
-_OPTIONAL = ("bid", "ask", "size")
+_REQUIRED = ("price",)
+_OPTIONAL = ("ts", "bid", "ask", "size")
 _RULES: dict[str, tuple[Callable[[float], bool], str]] = {
     "price": (lambda v: v > 0, "a finite number > 0"),
     "bid": (lambda v: v > 0, "a finite number > 0"),
@@ -22,9 +23,11 @@ _RULES: dict[str, tuple[Callable[[float], bool], str]] = {
 def checked_quote(quote: object, where: str) -> dict[str, Any]:
     """A normalised copy of `quote`: ``sid`` upper-cased, numbers as floats.
 
-    A quote has ``sid`` (non-empty string), ``price`` (> 0) and ``ts`` (epoch
-    seconds), and optionally ``bid``/``ask`` (> 0) and ``size`` (>= 0); an
-    optional field set to None counts as absent. Other keys are kept as they are.
+    A quote has ``sid`` (non-empty string) and ``price`` (> 0), and optionally
+    ``ts`` (epoch seconds), ``bid``/``ask`` (> 0) and ``size`` (>= 0); an
+    optional field set to None counts as absent. A quote without ``ts`` is
+    stamped with the current time, as the bus stamps one on arrival. Other
+    keys are kept as they are.
 
     Args:
         quote: The quote to check.
@@ -43,6 +46,8 @@ def checked_quote(quote: object, where: str) -> dict[str, Any]:
     for key in _REQUIRED + _OPTIONAL:
         if key in _REQUIRED or quote.get(key) is not None:
             copy[key] = _number(where, key, quote.get(key))
+    if copy.get("ts") is None:
+        copy["ts"] = time.time()
     return copy
 
 

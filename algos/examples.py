@@ -12,8 +12,9 @@ from collections.abc import Mapping
 from itertools import islice
 from typing import Any
 
-from algos._base import Algorithm, Order
+from algos._base import Algorithm
 from algos._params import optional_int, param_float, param_int
+from algos._run import Order
 from tickbus.errors import ConfigError
 
 __all__ = ["MovingAverageCross", "RandomAlgo"]
@@ -33,22 +34,20 @@ class RandomAlgo(Algorithm):
     """
 
     def __init__(self) -> None:
-        super().__init__()
         self._threshold = 0.5
         self._random = random.Random()
 
     def initialize(self, params: Mapping[str, Any]) -> list[str]:
-        """Read ``threshold`` and ``seed``, then initialise the base; returns the channels.
+        """Read ``threshold`` and ``seed``; returns the class's channels.
 
         Raises:
             ConfigError: A param is of the wrong type or out of range.
         """
         threshold = param_float(params, "threshold", 0.5, low=0.0, high=1.0)
         seed = optional_int(params, "seed")
-        channels = super().initialize(params)
         self._threshold = threshold
         self._random = random.Random(seed)
-        return channels
+        return list(self.channels)
 
     def event(self, quote: Mapping[str, Any]) -> list[Order]:
         """Buy the sized quantity when the draw beats the threshold."""
@@ -77,14 +76,13 @@ class MovingAverageCross(Algorithm):
     """
 
     def __init__(self) -> None:
-        super().__init__()
         self._fast = 5
         self._slow = 20
         self._prices: dict[str, deque[float]] = {}
         self._fast_above: dict[str, bool] = {}
 
     def initialize(self, params: Mapping[str, Any]) -> list[str]:
-        """Read ``fast`` and ``slow``, then initialise the base; returns the channels.
+        """Read ``fast`` and ``slow``; returns the class's channels.
 
         Raises:
             ConfigError: A param is not an int, ``fast`` < 1, or ``fast`` >= ``slow``.
@@ -93,11 +91,10 @@ class MovingAverageCross(Algorithm):
         slow = param_int(params, "slow", 20, low=2)
         if fast >= slow:
             raise ConfigError(f"fast must be less than slow, got fast={fast} and slow={slow}")
-        channels = super().initialize(params)
         self._fast, self._slow = fast, slow
         self._prices = {}
         self._fast_above = {}
-        return channels
+        return list(self.channels)
 
     def event(self, quote: Mapping[str, Any]) -> list[Order]:
         """Buy on an upward cross, sell the whole position on a downward one."""

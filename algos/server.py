@@ -26,12 +26,13 @@ algorithm never sees two calls at once, so it needs no locking of its own.
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import click
 import gevent
@@ -41,9 +42,12 @@ from gevent.threadpool import ThreadPool
 from algos._base import Algorithm
 from algos._exposure import ContractServer, require_loopback
 from algos._json_safe import require_json_safe
-from algos._loading import load_algorithm, parse_params
+from algos._loading import AlgorithmFactory, load_algorithm, parse_params
 from portfolio import Portfolio, SnapshotFile
 from tickbus.errors import ConfigError
+from tickbus.logs import LogThrottle, quiet_zerorpc
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "CARRY_PARAM",
@@ -110,6 +114,15 @@ class ServeConfig:
 class AlgorithmService:
     """The RPC face of one algorithm, calling it on a single worker thread.
 
+    RPC ``initialize`` is `Algorithm.start`: the framework prepares the
+    portfolio, then the algorithm's own ``initialize`` runs. Before that,
+    ``state`` and ``finalize`` answer ``{"initialized": false, "algorithm"}``
+    and the other methods raise `NotInitialized`.
+
+    An exception the algorithm raises goes back to the caller as zerorpc's
+    remote error and is logged here in one line (the first of each method
+    with its traceback, then at most one line per 10 s), never once per call.
+
     Args:
         algorithm: The algorithm instance to expose.
         defaults: Params merged under those `initialize` receives.
@@ -130,13 +143,14 @@ class AlgorithmService:
         self._pool = pool
         self._store = store
         self._saved: tuple[int, int] | None = None  # (id of the portfolio, its changes)
+        self._failures = {name: _FailureLog(name) for name in RPC_METHODS}
 
     def methods(self) -> dict[str, Callable[..., Any]]:
         """The RPC table: exactly `RPC_METHODS`, bound to this service."""
         return {name: getattr(self, name) for name in RPC_METHODS}
 
     def initialize(self, params: Mapping[str, Any] | None) -> list[str]:
-        """Initialise with the defaults overridden by `params`; returns the channels.
+        """Start the algorithm with the defaults overridden by `params`; returns the channels.
 
         The portfolio then starts from the ``portfolio`` param if given, else
         from the saved snapshot if there is one.
@@ -147,7 +161,7 @@ class AlgorithmService:
         """
         merged = {**self._defaults, **(params or {})}
         carried = merged.pop(CARRY_PARAM, None)
-        return self._call(self._initialize, merged, carried)
+        return self._call("initialize", self._initialize, merged, carried)
 
     def event(self, quote: Mapping[str, Any]) -> list[Any]:
         """Handle one quote; the same path as a batch of one."""
@@ -160,11 +174,11 @@ class AlgorithmService:
             TypeError: The orders are not JSON data (`require_json_safe`), which
                 only an `events` override can cause; the bridge dead-letters the batch.
         """
-        return self._call(self._saving, self._json_safe_orders, quotes)
+        return self._call("events", self._saving, self._json_safe_orders, quotes)
 
     def fill(self, fill: Mapping[str, Any]) -> None:
         """Apply a fill, or a rejection, of one of the algorithm's orders (`Algorithm.fill`)."""
-        self._call(self._saving, self._algorithm.fill, fill)
+        self._call("fill", self._saving, self._algorithm.fill, fill)
 
     def state(self) -> dict[str, Any]:
         """The algorithm's JSON-safe state (portfolio summary and counters).
@@ -172,7 +186,7 @@ class AlgorithmService:
         Raises:
             TypeError: The algorithm's state is not JSON data (`require_json_safe`).
         """
-        return self._call(self._json_safe, "state()", self._algorithm.state)
+        return self._call("state", self._json_safe, "state()", self._algorithm.state)
 
     def finalize(self) -> dict[str, Any]:
         """Let the algorithm wrap up; returns its final state.
@@ -180,10 +194,20 @@ class AlgorithmService:
         Raises:
             TypeError: The final state is not JSON data (`require_json_safe`).
         """
-        return self._call(self._json_safe, "finalize()", self._algorithm.finalize)
+        return self._call("finalize", self._json_safe, "finalize()", self._algorithm.finalize)
 
-    def _call(self, function: Callable[..., T], *args: Any) -> T:
-        return cast(T, self._pool.apply(function, args))
+    def _call(self, method: str, function: Callable[..., T], *args: Any) -> T:
+        """Run `function` on the worker thread; re-raise here what it raised, logged once.
+
+        The worker returns the exception instead of raising it: gevent prints
+        a traceback for every task that raises in a thread pool.
+        """
+        outcome = self._pool.apply(_outcome, (function, *args))
+        if isinstance(outcome, _Raised):
+            self._failures[method].note(outcome.error)
+            raise outcome.error
+        result: T = outcome
+        return result
 
     # -- on the worker thread ----------------------------------------------------
 
@@ -191,12 +215,7 @@ class AlgorithmService:
         snapshot = carried if carried is not None else self._load()
         if snapshot is not None:
             Portfolio.restore(snapshot)  # refuse a bad snapshot before changing anything
-        channels = self._algorithm.initialize(params)
-        if snapshot is not None:
-            fresh = self._algorithm.portfolio
-            self._algorithm.portfolio = Portfolio.restore(
-                snapshot, sizing=fresh.sizing, buffer_bps=fresh.buffer_bps
-            )
+        channels = self._algorithm.start(params, snapshot=snapshot)
         self._save_if_changed()
         return channels
 
@@ -206,7 +225,9 @@ class AlgorithmService:
         return orders
 
     def _json_safe(self, what: str, function: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        result = function()
+        # Before start, a subclass's own state() may use attributes its
+        # initialize has not made yet: the base's answer is the whole truth.
+        result = function() if self._algorithm.started else Algorithm.state(self._algorithm)
         require_json_safe(result, what=what)
         return result
 
@@ -224,16 +245,47 @@ class AlgorithmService:
         return None if self._store is None else self._store.load()
 
     def _save_if_changed(self) -> None:
-        if self._store is None:
+        if self._store is None or not self._algorithm.started:
             return
-        try:
-            portfolio = self._algorithm.portfolio
-        except ConfigError:  # not initialised: nothing to keep
-            return
+        portfolio = self._algorithm.portfolio
         version = (id(portfolio), portfolio.changes)
         if version != self._saved:
             self._store.save(portfolio.snapshot())
             self._saved = version
+
+
+class _Raised:
+    """What the worker thread hands back instead of raising."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+def _outcome(function: Callable[..., Any], *args: Any) -> Any:
+    try:
+        return function(*args)
+    except Exception as exc:
+        return _Raised(exc)
+
+
+class _FailureLog:
+    """Logs one RPC method's failures: the first with its traceback, then throttled lines."""
+
+    def __init__(self, method: str) -> None:
+        self._method = method
+        self._count = 0
+        self._throttle = LogThrottle(log)
+
+    def note(self, error: Exception) -> None:
+        self._count += 1
+        self._throttle.log(
+            "%s() raised (%d so far): %s: %s",
+            self._method,
+            self._count,
+            type(error).__name__,
+            error,
+            exc_info=error if self._count == 1 else None,
+        )
 
 
 def serve(config: ServeConfig, *, on_ready: Callable[[str], None] = lambda _addr: None) -> None:
@@ -248,7 +300,8 @@ def serve(config: ServeConfig, *, on_ready: Callable[[str], None] = lambda _addr
     require_loopback(config.addr, allow_remote=config.allow_remote)
     if config.max_message_bytes < 1:
         raise ConfigError(f"max_message_bytes must be at least 1, got {config.max_message_bytes}")
-    algorithm = _instantiate(load_algorithm(config.spec))
+    quiet_zerorpc()
+    algorithm = _instantiate(config.spec, load_algorithm(config.spec))
     store = None if config.state_dir is None else SnapshotFile(config.state_dir)
     if store is not None:
         store.load()  # a snapshot that cannot be read stops the server now, not later
@@ -268,13 +321,13 @@ def serve(config: ServeConfig, *, on_ready: Callable[[str], None] = lambda _addr
         pool.kill()
 
 
-def _instantiate(cls: type[Algorithm]) -> Algorithm:
+def _instantiate(spec: str, factory: AlgorithmFactory) -> Algorithm:
     try:
-        return cls()
+        return factory()
     except TypeError as exc:
         raise ConfigError(
-            f"{cls.__module__}:{cls.__qualname__} cannot be constructed without "
-            f"arguments ({exc}); take settings in initialize(params) instead"
+            f"{spec} cannot be constructed without arguments ({exc}); take settings "
+            "in initialize(params) instead"
         ) from exc
 
 

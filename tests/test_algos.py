@@ -29,7 +29,7 @@ from algos import (
 from algos.examples import MovingAverageCross, RandomAlgo
 from portfolio import FractionOfCash, Portfolio, Position
 from tests.support import REPO_ROOT
-from tickbus.errors import ConfigError, PortfolioError, QuoteRejected
+from tickbus.errors import ConfigError, NotInitialized, PortfolioError, QuoteRejected
 
 
 def quote(
@@ -66,8 +66,9 @@ def execute(algo: Algorithm, orders: Sequence[Order], price: float) -> None:
 
 
 def fresh_state(cash: float) -> dict[str, Any]:
-    """`state()` of an algorithm just initialised with `cash`."""
+    """`state_of` an algorithm just started with `cash`."""
     return {
+        "initialized": True,
         "portfolio": Portfolio(cash=cash).summary(),
         "portfolio_snapshot": Portfolio(cash=cash).snapshot(),
         "quotes": 0,
@@ -78,6 +79,13 @@ def fresh_state(cash: float) -> dict[str, Any]:
         "errors": 0,
         "last_error": None,
     }
+
+
+def state_of(algo: Algorithm) -> dict[str, Any]:
+    """`algo.state()` without the ``algorithm`` name."""
+    state = algo.state()
+    assert state.pop("algorithm") == f"tests.test_algos:{type(algo).__qualname__}"
+    return state
 
 
 A = TypeVar("A", bound=Algorithm)
@@ -185,7 +193,7 @@ class StillAbstract(Algorithm):
 
 def started(cls: type[A], **params: Any) -> A:
     algo = cls()
-    algo.initialize(params)
+    algo.start(params)
     return algo
 
 
@@ -202,18 +210,18 @@ def test_algorithm_is_abstract() -> None:
 def test_initialize_defaults() -> None:
     algo = Quiet()
     assert DEFAULT_CHANNELS == ("quotes", "quotes/#")
-    assert Buyer().initialize({}) == ["quotes", "quotes/#"]
-    assert algo.initialize({"note": "kept"}) == ["quotes/GOOG"]  # the class attribute
+    assert Buyer().start({}) == ["quotes", "quotes/#"]
+    assert algo.start({"note": "kept"}) == ["quotes/GOOG"]  # the class attribute
     assert algo.params == {"note": "kept"}
     assert algo.portfolio.cash == 100_000.0
     assert algo.portfolio.buffer_bps == 50.0
-    assert algo.state() == fresh_state(100_000)
+    assert state_of(algo) == fresh_state(100_000)
 
 
 def test_initialize_keeps_a_copy_of_params() -> None:
     params: dict[str, Any] = {"starting_cash": 5}
     algo = Quiet()
-    algo.initialize(params)
+    algo.start(params)
     params["starting_cash"] = 7
     assert algo.params == {"starting_cash": 5}
     assert algo.portfolio.cash == 5.0
@@ -235,7 +243,7 @@ def test_initialize_reads_the_buffer(buffer_bps: float, expected: float) -> None
     ],
 )
 def test_initialize_returns_the_channels_asked_for(channels: Any, expected: list[str]) -> None:
-    assert Quiet().initialize({"channels": channels}) == expected
+    assert Quiet().start({"channels": channels}) == expected
 
 
 @pytest.mark.parametrize(
@@ -268,7 +276,7 @@ def test_initialize_rejects_bad_params_and_changes_nothing(
     before = algo.state()
     assert before["portfolio"]["open_orders"] == 2
     with pytest.raises(ConfigError) as info:
-        algo.initialize(params)
+        algo.start(params)
     assert reason in info.value.reason
     assert algo.state() == before
     assert algo.params == {"starting_cash": 1_000, "qty": 1}
@@ -277,7 +285,7 @@ def test_initialize_rejects_bad_params_and_changes_nothing(
 @pytest.mark.parametrize("params", [None, ["starting_cash", 1], "starting_cash=1"])
 def test_initialize_requires_a_mapping(params: Any) -> None:
     with pytest.raises(ConfigError, match="params must be a mapping"):
-        Quiet().initialize(params)
+        Quiet().start(params)
 
 
 def test_initialize_again_starts_over() -> None:
@@ -285,8 +293,8 @@ def test_initialize_again_starts_over() -> None:
     first, second = algo.events(series([10.0, 11.0]))
     algo.fill(fill_of(first, price=10.0))
     algo.fill(rejection_of(second))
-    algo.initialize({"starting_cash": 500})
-    assert algo.state() == fresh_state(500)
+    algo.start({"starting_cash": 500})
+    assert state_of(algo) == fresh_state(500)
     with pytest.raises(PortfolioError, match="not open"):  # the old book is gone
         algo.fill(fill_of(second, price=11.0))
 
@@ -295,16 +303,22 @@ def test_initialize_again_starts_over() -> None:
     "call",
     [
         lambda a: a.events([quote()]),
-        lambda a: a.state(),
-        lambda a: a.finalize(),
         lambda a: a.fill({"sid": "GOOG", "side": "buy", "qty": 1, "price": 1.0}),
         lambda a: a.fill({"order_id": "x", "rejected": "no"}),
         lambda a: a.portfolio,
     ],
 )
-def test_calls_before_initialize_say_to_initialize(call: Any) -> None:
-    with pytest.raises(ConfigError, match=r"Quiet is not initialized: call initialize\(params\)"):
+def test_calls_before_start_say_to_initialize(call: Any) -> None:
+    with pytest.raises(NotInitialized, match=r"Quiet is not initialized: .*Algorithm.start"):
         call(Quiet())
+
+
+def test_state_and_finalize_before_start_say_so() -> None:
+    algo = Quiet()
+    expected = {"initialized": False, "algorithm": "tests.test_algos:Quiet"}
+    assert algo.state() == expected
+    assert algo.finalize() == expected
+    assert not algo.started
 
 
 def test_a_subclass_may_replace_the_portfolio_but_only_with_a_portfolio() -> None:
@@ -406,7 +420,7 @@ def test_event_sees_a_normalised_copy_of_the_quote() -> None:
         (quote(price=0.0), "quote #1 'price' must be a finite number > 0, got 0.0"),
         (quote(price=float("inf")), "quote #1 'price' must be a finite number > 0"),
         (quote(price="12"), "quote #1 'price' must be a finite number > 0, got '12'"),
-        ({"sid": "GOOG", "price": 1.0}, "quote #1 'ts' must be a finite number"),
+        (quote(ts="now"), "quote #1 'ts' must be a finite number"),
         (quote(ask=-1.0), "quote #1 'ask' must be a finite number > 0"),
         (quote(size=-1), "quote #1 'size' must be a finite number >= 0"),
         ("GOOG 1.0", "quote #1 must be a mapping, got str"),
@@ -417,7 +431,7 @@ def test_a_bad_quote_rejects_the_whole_batch_before_anything_happens(bad: Any, r
     with pytest.raises(QuoteRejected) as info:
         algo.events([quote(price=10.0), bad, quote(price=10.0)])
     assert reason in info.value.reason
-    assert algo.state() == fresh_state(1_000)
+    assert state_of(algo) == fresh_state(1_000)
 
 
 @pytest.mark.parametrize("batch", [quote(), "quotes", b"x", 7, None])
@@ -475,7 +489,7 @@ def test_a_forged_order_is_refused() -> None:
     assert algo.portfolio.open_orders == {}
     assert algo.state()["orders"] == 0
     assert algo.state()["errors"] == 1
-    assert "not an order buy()/sell() placed" in algo.state()["last_error"]
+    assert "which is not an order: return what buy()/sell() placed" in algo.state()["last_error"]
 
 
 def test_an_order_edited_after_placing_is_refused_but_the_placed_one_is_emitted() -> None:
@@ -483,7 +497,7 @@ def test_an_order_edited_after_placing_is_refused_but_the_placed_one_is_emitted(
     [order] = algo.events([quote()])
     assert order["qty"] == 1  # what was placed, not the edited 100
     assert [o.qty for o in algo.portfolio.open_orders.values()] == [1]
-    assert "changed since" in algo.state()["last_error"]
+    assert "(unchanged)" in algo.state()["last_error"]
 
 
 class BuysThenRaises(Algorithm):
@@ -699,7 +713,7 @@ def test_fill_rejects_bad_reports_and_changes_nothing(fill: dict[str, Any], reas
     with pytest.raises(PortfolioError) as info:
         algo.fill(fill)
     assert reason in info.value.reason
-    assert algo.state() == fresh_state(100)
+    assert state_of(algo) == fresh_state(100)
 
 
 def test_fill_requires_a_mapping() -> None:
@@ -716,6 +730,8 @@ def test_state_and_finalize_are_json_safe_and_agree() -> None:
     state = algo.state()
     assert json.loads(json.dumps(state, allow_nan=False)) == state
     assert state == {
+        "initialized": True,
+        "algorithm": "tests.test_algos:Buyer",
         "portfolio": algo.portfolio.summary(),
         "portfolio_snapshot": algo.portfolio.snapshot(),
         "quotes": 4,
@@ -754,7 +770,7 @@ def expected_fraction_buys(cash: float, prices: Sequence[float]) -> list[int]:
 def test_random_algo_with_threshold_zero_buys_on_every_quote_it_can_afford() -> None:
     prices = [10.0, 11.0, 9.0, 10.0, 500.0, 10.0, 10.0, 10.0]
     algo = started(RandomAlgo, threshold=0, seed=1, starting_cash=1_000)
-    assert algo.initialize({"threshold": 0, "seed": 1, "starting_cash": 1_000}) == [
+    assert algo.start({"threshold": 0, "seed": 1, "starting_cash": 1_000}) == [
         "quotes",
         "quotes/#",
     ]
@@ -806,7 +822,7 @@ def test_random_algo_with_threshold_one_never_buys() -> None:
 )
 def test_random_algo_rejects_bad_params(params: dict[str, Any], reason: str) -> None:
     with pytest.raises(ConfigError) as info:
-        RandomAlgo().initialize(params)
+        RandomAlgo().start(params)
     assert info.value.reason == reason
 
 
@@ -916,7 +932,7 @@ def test_moving_average_cross_defaults_are_five_and_twenty() -> None:
 )
 def test_moving_average_cross_rejects_bad_params(params: dict[str, Any], reason: str) -> None:
     with pytest.raises(ConfigError) as info:
-        MovingAverageCross().initialize(params)
+        MovingAverageCross().start(params)
     assert info.value.reason == reason
 
 
@@ -965,9 +981,14 @@ def test_load_algorithm_reports_errors_raised_while_importing(
     ("spec", "reason"),
     [
         ("algos.examples:Nope", "module 'algos.examples' has no attribute 'Nope'"),
-        ("json:JSONDecoder", "'json:JSONDecoder' is <class 'json.decoder.JSONDecoder'>, not a"),
-        ("json:dumps", "not a subclass of algos.Algorithm"),
-        ("algos:DEFAULT_CHANNELS", "not a subclass of algos.Algorithm"),
+        (
+            "json:JSONDecoder",
+            "'json:JSONDecoder' is neither a subclass of algos.Algorithm nor a class with "
+            "initialize(params) and event(quote) methods: it has no initialize and no event",
+        ),
+        ("json:dumps", "'json:dumps' is <function dumps"),
+        ("json:dumps", "not a class"),
+        ("algos:DEFAULT_CHANNELS", "not a class"),
         ("algos:Algorithm", "'algos:Algorithm' is abstract: it does not implement event"),
         ("tests.test_algos:StillAbstract", "is abstract: it does not implement event"),
     ],
@@ -1043,7 +1064,7 @@ def test_parse_params_rejects_bad_items(items: list[str], reason: str) -> None:
 def test_parsed_params_drive_initialize() -> None:
     algo = RandomAlgo()
     params = parse_params(["threshold=0", "seed=7", "starting_cash=500", "channels=quotes/GOOG"])
-    assert algo.initialize(params) == ["quotes/GOOG"]
+    assert algo.start(params) == ["quotes/GOOG"]
     assert len(algo.events(series([10.0]))) == 1
 
 

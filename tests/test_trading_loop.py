@@ -56,7 +56,9 @@ def settled(algo_state: AlgoState, rpc: str, quotes: int) -> dict[str, Any]:
     """The algorithm's state once it handled `quotes` quotes and no order is open."""
     return wait_until(  # type: ignore[no-any-return]
         lambda: (
-            (s := algo_state(rpc))["quotes"] == quotes and s["portfolio"]["open_orders"] == 0 and s
+            (s := algo_state(rpc)).get("quotes") == quotes
+            and s["portfolio"]["open_orders"] == 0
+            and s
         ),
         timeout=20,
         what=f"{quotes} quotes handled and every order filled or rejected",
@@ -223,7 +225,7 @@ def test_fills_for_a_server_that_is_down_are_kept_and_booked_when_it_is_back(
         restarted = procs.tickbus(*serve, name="algo2")
         wait_until(lambda: "serving" in restarted.log(), timeout=15, what="restarted server")
         state = wait_until(
-            lambda: (s := _state_or_none(algo_state, addr)) and s["fills"] == 1 and s,
+            lambda: (s := _state_or_none(algo_state, addr)) and s.get("fills") == 1 and s,
             timeout=20,
             what="the kept fill booked",
         )
@@ -236,7 +238,7 @@ def test_fills_for_a_server_that_is_down_are_kept_and_booked_when_it_is_back(
 def _state_or_none(algo_state: AlgoState, addr: str) -> dict[str, Any] | None:
     try:
         return algo_state(addr)
-    except Exception:  # not initialised again by the bridge yet
+    except Exception:  # not serving yet
         return None
 
 
