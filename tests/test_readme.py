@@ -37,6 +37,46 @@ def test_readme_opens_with_exactly_two_commands_that_exist_in_the_makefile() -> 
     assert "make test" in ci
 
 
+def test_the_readme_says_where_tickbus_is_right_after_the_two_commands() -> None:
+    first = code_blocks()[0]
+    after = README[README.index(first) + len(first) :]
+    next_paragraph = after.split("\n\n")[1]
+    assert ". .venv/bin/activate" in next_paragraph
+    assert ".venv/bin/tickbus" in next_paragraph
+    assert "make up ARGS=" in next_paragraph
+
+
+def make_dry_run(target: str, venv: Path, *args: str) -> str:
+    result = subprocess.run(
+        ["make", "-n", target, f"VENV={venv}", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=REPO_ROOT,
+        check=True,
+    )
+    return result.stdout
+
+
+def test_make_up_passes_args_and_installs_no_dev_tools(tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    up = make_dry_run("up", venv, "ARGS=--port 18830 --rate 5")
+    assert f"{venv}/bin/tickbus up --port 18830 --rate 5" in up
+    assert "pip install" in up and "[dev]" not in up
+    assert "-e '.[dev]'" in make_dry_run("test", venv)
+    assert "-e '.[dev]'" in make_dry_run("lint", venv)
+
+
+def test_the_docs_say_docker_compose_and_npx_yes() -> None:
+    compose = (REPO_ROOT / "docker-compose.yml").read_text()
+    commands = "\n".join(code_blocks())
+    assert "docker compose up" in commands and "docker compose up" in compose
+    assert "docker-compose " not in commands + compose
+    assert README.count("docker-compose ") == 1, "the older binary is mentioned once"
+    npx = re.findall(r"npx [^\n]*", README)
+    assert npx and all(line.startswith("npx --yes ") for line in npx)
+
+
 def test_every_command_the_readme_names_has_help() -> None:
     named = set(re.findall(r"`tickbus ([a-z]+(?: [a-z]+)?)`", README))
     assert {"broker", "bridge", "swap", "up", "view", "algo serve", "feed csv"} <= named
