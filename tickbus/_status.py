@@ -14,10 +14,23 @@ A component is judged by its last status:
   broker publishes when a component dies);
 * ``invalid``: its status is not a JSON object with a ``state``.
 
-Exit codes: 0 when every component is ``online``; 1 when any is not; 2 when
-none has reported, or the broker cannot be reached. A component that was
-stopped stays ``offline`` on the broker (its status is retained) until
-someone clears it, e.g. ``mosquitto_pub -r -n -t status/feed/NAME``.
+A component that was stopped keeps its retained ``offline`` status on the
+broker. Once that status is older than ``--forget-after`` seconds (or has no
+``ts``), the component is *long offline*: the table, the JSON and the exit
+code leave it out (``--all`` puts it back), and so does the live view. The
+age is the status's own ``ts``. A clean stop stamps the time of the stop; a
+component killed without one gets the broker's will, whose ``ts`` is the time
+the component connected (paho fixes the will's payload at connect), so its
+age counts from its start: a component that ran longer than
+``--forget-after`` drops out as soon as it dies, and only ``--all`` shows it.
+
+Exit codes: 0 when every component left is ``online``; 1 when any is not; 2
+when none is left (none has reported, or all are long offline), or the
+broker cannot be reached.
+
+``--forget NAME`` clears retained statuses instead (an empty retained
+payload, as ``mosquitto_pub -r -n -t status/feed/NAME`` sends): see
+`forget_statuses`.
 """
 
 from __future__ import annotations
@@ -25,19 +38,24 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import click
 
-from broker import BusClient, MqttSettings, mqtt_option
+from broker import BusClient, MqttSettings, mqtt_option, validate_name
 from tickbus.errors import ConfigError
 
 STATUS_FILTER = "status/#"
 ONLINE = "online"
+DEGRADED = "degraded"
+OFFLINE = "offline"
 STALE = "stale"
 INVALID = "invalid"
+
+DEFAULT_FORGET_AFTER = 60.0
+"""Seconds after which an offline component drops out of `tickbus status` and the view."""
 
 KEY_COUNTERS: Mapping[str, tuple[str, ...]] = {
     "feed": ("published", "dropped", "rejected", "rate"),
@@ -60,6 +78,22 @@ KEY_COUNTERS: Mapping[str, tuple[str, ...]] = {
 EXIT_HEALTHY, EXIT_UNHEALTHY, EXIT_NOTHING = 0, 1, 2
 
 
+def status_age(status: Mapping[str, Any], *, now: float) -> float | None:
+    """Seconds from the status's numeric ``ts`` to `now`; None without one."""
+    ts = status.get("ts")
+    return now - ts if isinstance(ts, int | float) and not isinstance(ts, bool) else None
+
+
+def long_offline(state: object, age: float | None, *, forget_after: float) -> bool:
+    """Whether a component whose last status says `state`, `age` seconds ago, is long offline.
+
+    True when `state` is ``offline`` and `age` is None (no ``ts``) or more than
+    `forget_after`. The age of a will (a component that died) counts from the
+    component's connect, not its death: see the module docstring.
+    """
+    return state == OFFLINE and (age is None or age > forget_after)
+
+
 @dataclass(frozen=True, kw_only=True)
 class ComponentStatus:
     """One component's last status, judged.
@@ -79,6 +113,25 @@ class ComponentStatus:
     age: float | None
     status: Mapping[str, Any]
 
+    @property
+    def key(self) -> str:
+        """``component/name``, as `--forget` takes it and the messages print it."""
+        return f"{self.component}/{self.name}"
+
+    @property
+    def topic(self) -> str:
+        """The status topic: ``status/<component>/<name>``."""
+        return f"status/{self.component}/{self.name}"
+
+    def is_long_offline(self, forget_after: float) -> bool:
+        """Whether it is offline, and its status older than `forget_after` s or without time."""
+        return long_offline(self.health, self.age, forget_after=forget_after)
+
+    def is_running(self, stale_after: float) -> bool:
+        """Whether it reports right now: online or degraded, at most `stale_after` s ago."""
+        fresh = self.age is not None and self.age <= stale_after
+        return self.health in (ONLINE, DEGRADED) and fresh
+
     def to_json(self) -> dict[str, Any]:
         """``{component, name, health, age_s, status}``."""
         age = None if self.age is None else round(self.age, 3)
@@ -91,8 +144,12 @@ class ComponentStatus:
         }
 
 
-def collect_statuses(settings: MqttSettings, *, timeout: float) -> dict[str, bytes]:
-    """The newest payload on each ``status/...`` topic, listening for `timeout` seconds.
+def collect_statuses(
+    settings: MqttSettings, *, timeout: float, filters: Sequence[str] = (STATUS_FILTER,)
+) -> dict[str, bytes]:
+    """The newest payload on each topic matching `filters`, listening for `timeout` seconds.
+
+    An empty payload (a status being cleared while it listens) removes its topic.
 
     Raises:
         ConfigError: The broker cannot be reached.
@@ -102,12 +159,15 @@ def collect_statuses(settings: MqttSettings, *, timeout: float) -> dict[str, byt
 
     def on_message(topic: str, payload: bytes) -> None:
         with lock:
-            latest[topic] = payload
+            if payload:
+                latest[topic] = payload
+            else:
+                latest.pop(topic, None)
 
     with BusClient(
         settings, component="status", name="cli", on_message=on_message, announce=False
     ) as bus:
-        bus.subscribe([STATUS_FILTER])
+        bus.subscribe(filters)
         time.sleep(timeout)
     with lock:
         return dict(latest)
@@ -140,12 +200,22 @@ def _judge_one(
         return ComponentStatus(
             component=component, name=name, health=INVALID, age=None, status={"payload": text}
         )
-    ts = status.get("ts")
-    age = now - ts if isinstance(ts, int | float) and not isinstance(ts, bool) else None
+    age = status_age(status, now=now)
     health = status["state"]
     if health == ONLINE and (age is None or age > stale_after):
         health = STALE
     return ComponentStatus(component=component, name=name, health=health, age=age, status=status)
+
+
+def split_long_offline(
+    statuses: Iterable[ComponentStatus], *, forget_after: float
+) -> tuple[list[ComponentStatus], list[ComponentStatus]]:
+    """(the statuses that count, the long offline ones), each in the given order."""
+    kept: list[ComponentStatus] = []
+    gone: list[ComponentStatus] = []
+    for status in statuses:
+        (gone if status.is_long_offline(forget_after) else kept).append(status)
+    return kept, gone
 
 
 def exit_code(statuses: Iterable[ComponentStatus]) -> int:
@@ -177,6 +247,22 @@ def render_table(statuses: list[ComponentStatus]) -> list[str]:
     return [*lines, "", f"{len(statuses)} components: {summary}"]
 
 
+def long_offline_note(count: int, *, forget_after: float, listed: bool) -> str:
+    """The line under the table about `count` long offline components ("" for none).
+
+    Args:
+        count: How many components are long offline.
+        forget_after: The ``--forget-after`` they are older than.
+        listed: Whether the table lists them (``--all``).
+    """
+    if not count:
+        return ""
+    which = f"{count} offline for more than {forget_after:g}s"
+    if listed:
+        return f"{which} (included above; tickbus status --forget NAME clears one)"
+    return f"{which} not shown (--all lists them)"
+
+
 def _age(age: float | None) -> str:
     if age is None:
         return "?"
@@ -199,10 +285,171 @@ def _counters(component: str, status: Mapping[str, Any]) -> str:
     )
 
 
+# -- forgetting ---------------------------------------------------------------------------
+
+
+def parse_forget_name(name: str) -> tuple[str | None, str]:
+    """``component/name`` -> (component, name); a bare ``name`` -> (None, name).
+
+    Raises:
+        ConfigError: `name` has more than one ``/``, an empty part, or a wildcard.
+    """
+    component, slash, bare = name.rpartition("/")
+    if not slash:
+        return None, validate_name(bare)
+    return validate_name(component), validate_name(bare)
+
+
+def forget_command_targets(
+    statuses: Iterable[ComponentStatus],
+    names: Sequence[tuple[str | None, str]],
+    *,
+    stale_after: float,
+    force: bool,
+) -> list[ComponentStatus]:
+    """The statuses `names` select, once it is safe to clear them.
+
+    Args:
+        statuses: Every status on the broker, judged.
+        names: (component or None for every kind, name) pairs, from `parse_forget_name`.
+        stale_after: A component that reported at most this long ago is running.
+        force: Clear running components too.
+
+    Raises:
+        ConfigError: A name matches no status, or (without `force`) a matched
+            component is running: it would publish its status again within a second.
+    """
+    statuses = list(statuses)
+    targets: dict[str, ComponentStatus] = {}
+    for component, name in names:
+        found = [s for s in statuses if s.name == name and component in (None, s.component)]
+        if not found:
+            shown = name if component is None else f"{component}/{name}"
+            raise ConfigError(
+                f"nothing named {shown!r} has reported on {STATUS_FILTER}; "
+                "tickbus status --all lists every component"
+            )
+        targets.update((s.key, s) for s in found)
+    running = [s for s in targets.values() if s.is_running(stale_after)]
+    if running and not force:
+        which = ", ".join(f"{s.key} ({s.health} {_age(s.age)} ago)" for s in running)
+        raise ConfigError(
+            f"not forgetting {which}: a running component publishes its status again "
+            "within a second; stop it first, or pass --force"
+        )
+    return sorted(targets.values(), key=lambda s: (s.component, s.name))
+
+
+def clear_statuses(settings: MqttSettings, topics: Collection[str], *, timeout: float) -> None:
+    """Clear the retained status on each of `topics`: an empty retained QoS 1 payload.
+
+    Raises:
+        ConfigError: The broker cannot be reached, or does not acknowledge
+            every clearing within `timeout` seconds.
+    """
+    with BusClient(settings, component="status", name="cli", announce=False) as bus:
+        infos = [bus.publish(topic, b"", qos=1, retain=True) for topic in topics]
+        deadline = time.monotonic() + timeout
+        for info in infos:
+            try:
+                info.wait_for_publish(max(0.0, deadline - time.monotonic()))
+            except (RuntimeError, ValueError) as exc:
+                raise ConfigError(f"could not clear a status on {settings.url}: {exc}") from exc
+            if not info.is_published():
+                raise ConfigError(
+                    f"the broker at {settings.url} did not acknowledge clearing "
+                    f"{len(infos)} status(es) within {timeout:g} s"
+                )
+
+
+def check_cleared(before: Mapping[str, bytes], after: Mapping[str, bytes]) -> list[str]:
+    """Compare the statuses read before clearing them with those read after.
+
+    A topic with the same payload after clearing is one the broker kept; one
+    with a *different* payload was published again by its (running) component.
+
+    Returns:
+        The topics published again since they were cleared.
+
+    Raises:
+        ConfigError: Some status is unchanged: the login may not write that
+            topic (the broker dropped the empty payload).
+    """
+    kept = sorted(topic for topic, payload in after.items() if before.get(topic) == payload)
+    if kept:
+        raise ConfigError(
+            f"the broker kept {', '.join(kept)}: this login may not write it "
+            "(with a broker that requires logins, only the component's own role may "
+            "write status/<component>/+)"
+        )
+    return sorted(after)
+
+
+def forget_statuses(
+    mqtt: MqttSettings,
+    payloads: Mapping[str, bytes],
+    names: Sequence[tuple[str | None, str]],
+    *,
+    stale_after: float,
+    force: bool,
+    timeout: float,
+) -> list[tuple[ComponentStatus, bool]]:
+    """Clear the statuses `names` select among `payloads` (what `collect_statuses` read).
+
+    Clears them, then listens `timeout` seconds on their topics to check that
+    the broker did.
+
+    Returns:
+        Each cleared status with whether its (running, hence ``force``) component
+        has published again since.
+
+    Raises:
+        ConfigError: See `forget_command_targets`, `clear_statuses`, `check_cleared`.
+    """
+    statuses = judge(payloads, now=time.time(), stale_after=stale_after)
+    targets = forget_command_targets(statuses, names, stale_after=stale_after, force=force)
+    topics = [s.topic for s in targets]
+    clear_statuses(mqtt, topics, timeout=max(timeout, 5.0))
+    after = collect_statuses(mqtt, timeout=timeout, filters=topics)
+    again = set(check_cleared(payloads, after))
+    return [(s, s.topic in again) for s in targets]
+
+
+def _echo_forgotten(forgotten: list[tuple[ComponentStatus, bool]], *, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps([s.to_json() for s, _ in forgotten], indent=2))
+        return
+    for status, again in forgotten:
+        note = "; it is running and has published again" if again else ""
+        click.echo(f"forgot {status.key} ({status.health}, {_age(status.age)} old){note}")
+
+
+def _echo_statuses(
+    statuses: list[ComponentStatus], *, hidden: int, forget_after: float, show_all: bool, url: str
+) -> None:
+    note = long_offline_note(hidden, forget_after=forget_after, listed=show_all)
+    if statuses:
+        lines = render_table(statuses)
+        click.echo("\n".join([*lines, note] if note else lines))
+    elif note:
+        click.echo(f"no component left on {STATUS_FILTER} at {url}: {note}", err=True)
+    else:
+        click.echo(f"no component has reported on {STATUS_FILTER} at {url}", err=True)
+
+
 class _NothingReported(click.ClickException):
     """The broker cannot be reached: exit code 2, like a broker nobody reported to."""
 
     exit_code = EXIT_NOTHING
+
+
+def _names(
+    _ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]
+) -> list[tuple[str | None, str]]:
+    try:
+        return [parse_forget_name(value) for value in values]
+    except ConfigError as exc:
+        raise click.BadParameter(exc.reason) from exc
 
 
 @click.command(name="status")
@@ -222,27 +469,94 @@ class _NothingReported(click.ClickException):
     show_default=True,
     help="An online component whose last status is older than this (seconds) is stale.",
 )
+@click.option(
+    "--forget-after",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_FORGET_AFTER,
+    show_default=True,
+    help="Leave out components whose last status is offline and older than this many "
+    "seconds (or has no time). A component killed without a clean stop has the broker's "
+    "will as its last status, stamped when it connected: its age counts from its start.",
+)
+@click.option(
+    "--all",
+    "show_all",
+    is_flag=True,
+    help="List and count every component, also those offline for longer than --forget-after.",
+)
+@click.option(
+    "--forget",
+    "names",
+    multiple=True,
+    metavar="NAME",
+    callback=_names,
+    help="Clear the retained status of component NAME (component/name, or a bare name "
+    "for every kind with that name) and print what was forgotten, instead of the table. "
+    "Repeatable.",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="With --forget: clear a component that reports right now too; if it runs, "
+    "it publishes its status again within a second.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the statuses as one JSON array.")
-def status_command(mqtt: MqttSettings, timeout: float, stale_after: float, as_json: bool) -> None:
+def status_command(
+    mqtt: MqttSettings,
+    timeout: float,
+    stale_after: float,
+    forget_after: float,
+    show_all: bool,
+    names: list[tuple[str | None, str]],
+    force: bool,
+    as_json: bool,
+) -> None:
     """Print every component's last status: state, age and key counters.
 
     Reads the retained statuses on status/#. A component is online, stale
     (online, but its last status is older than --stale-after), degraded,
     offline, or invalid (an unreadable status).
 
-    Exit code: 0 when every component is online; 1 when any is stale, degraded,
-    offline or invalid; 2 when no component has reported, or the broker
-    cannot be reached.
+    A stopped component keeps its offline status on the broker. Once that is
+    older than --forget-after seconds (or has no time), the table, the JSON
+    and the exit code leave it out; --all lists and counts it, with its age.
+    A component killed without a clean stop has the broker's will as its
+    status, stamped when the component connected: its age counts from its
+    start, so it may drop out as soon as it dies.
+
+    Exit code: 0 when every component left is online; 1 when any is stale,
+    degraded, offline or invalid; 2 when none is left (none has reported, or
+    all are offline for longer than --forget-after), or the broker cannot be
+    reached.
+
+    --forget NAME clears a component's retained status (what mosquitto_pub -r
+    -n -t status/COMPONENT/NAME does) and prints what it forgot. It refuses,
+    with exit code 1, a NAME that has not reported, and a component that
+    reports right now (online or degraded within --stale-after) unless
+    --force; exit code 2 when the broker cannot be reached.
     """
+    if force and not names:
+        raise click.UsageError("--force only goes with --forget NAME")
     try:
         payloads = collect_statuses(mqtt, timeout=timeout)
     except ConfigError as exc:
         raise _NothingReported(exc.reason) from exc
+    if names:
+        try:
+            forgotten = forget_statuses(
+                mqtt, payloads, names, stale_after=stale_after, force=force, timeout=timeout
+            )
+        except ConfigError as exc:
+            raise click.ClickException(exc.reason) from exc
+        _echo_forgotten(forgotten, as_json=as_json)
+        return
     statuses = judge(payloads, now=time.time(), stale_after=stale_after)
+    kept, gone = split_long_offline(statuses, forget_after=forget_after)
+    shown = statuses if show_all else kept
     if as_json:
-        click.echo(json.dumps([s.to_json() for s in statuses], indent=2))
-    elif statuses:
-        click.echo("\n".join(render_table(statuses)))
+        click.echo(json.dumps([s.to_json() for s in shown], indent=2))
     else:
-        click.echo(f"no component has reported on {STATUS_FILTER} at {mqtt.url}", err=True)
-    raise SystemExit(exit_code(statuses))
+        _echo_statuses(
+            shown, hidden=len(gone), forget_after=forget_after, show_all=show_all, url=mqtt.url
+        )
+    raise SystemExit(exit_code(shown))

@@ -2,6 +2,11 @@
 
 It reads nothing but the retained status topics (``status/#``), so it works
 against any tickbus stack: local, in Docker, or on another host.
+
+Components offline for longer than `ViewConfig.forget_after` drop out of the
+view (see `tickbus._status` for how old a status is, and the will's caveat);
+a component the view itself saw go offline counts from that moment instead,
+so a crash it watched stays on screen for that long.
 """
 
 from __future__ import annotations
@@ -10,13 +15,18 @@ import json
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TextIO
 
 from broker import BusClient, MqttSettings
+from tickbus._status import DEFAULT_FORGET_AFTER, OFFLINE, long_offline, status_age
 
 CLEAR_SCREEN = "\x1b[H\x1b[2J"
+NAME_WIDTH = 12
+"""The bridge column's width; longer names widen it for every row."""
+_INDENT = " " * 14
+"""Where a bridge's detail lines (address, positions) start."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -27,36 +37,97 @@ class ViewConfig:
         mqtt: The broker whose status topics are read.
         interval: Seconds between refreshes (1.0).
         duration: Stop after this many seconds; None runs until stopped.
+        forget_after: Hide components whose last status is ``offline`` and older
+            than this many seconds, or without a ``ts`` (60.0).
     """
 
     mqtt: MqttSettings
     interval: float = 1.0
     duration: float | None = None
+    forget_after: float = DEFAULT_FORGET_AFTER
 
 
 class StatusBoard:
-    """The latest status of every component, fed from paho's thread, read by the renderer."""
+    """The latest status of every component, fed from paho's thread, read by the renderer.
 
-    def __init__(self) -> None:
+    Components offline for longer than `forget_after` seconds are left out of
+    `of` (and listed by `hidden`). A status's age is its ``ts`` to `clock()`
+    (wall time); when the board saw a component's status turn offline while it
+    watched, the age counts from that moment if that is later: a will's ``ts``
+    is the component's connect time, not its death.
+    """
+
+    def __init__(
+        self,
+        *,
+        forget_after: float = DEFAULT_FORGET_AFTER,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.forget_after = forget_after
+        self._clock = clock
         self._lock = threading.Lock()
         self._latest: dict[tuple[str, str], dict[str, Any]] = {}
+        self._went_offline: dict[tuple[str, str], float] = {}
         self._published: tuple[float, int] | None = None
 
     def on_status(self, topic: str, payload: bytes) -> None:
-        """Keep the newest status per ``status/<component>/<name>``; ignore bad ones."""
+        """Keep the newest status per ``status/<component>/<name>``; ignore bad ones.
+
+        An empty payload (a cleared status: ``tickbus status --forget``) removes
+        the component.
+        """
         parts = topic.split("/")
+        if len(parts) != 3:
+            return
+        key = (parts[1], parts[2])
+        if not payload:
+            with self._lock:
+                self._latest.pop(key, None)
+                self._went_offline.pop(key, None)
+            return
         try:
             status = json.loads(payload)
         except ValueError:
             return
-        if len(parts) == 3 and isinstance(status, dict):
+        if isinstance(status, dict):
             with self._lock:
-                self._latest[(parts[1], parts[2])] = status
+                self._keep(key, status)
+
+    def _keep(self, key: tuple[str, str], status: dict[str, Any]) -> None:
+        """Store `status`, noting when a watched component turns offline; under the lock."""
+        previous = self._latest.get(key)
+        if status.get("state") != OFFLINE:
+            self._went_offline.pop(key, None)
+        elif previous is not None and previous.get("state") != OFFLINE:
+            self._went_offline[key] = self._clock()
+        self._latest[key] = status
 
     def of(self, component: str) -> dict[str, dict[str, Any]]:
-        """Name -> latest status, for every component of this kind."""
+        """Name -> latest status, for every component of this kind that is not long offline."""
+        now = self._clock()
         with self._lock:
-            return {n: s for (c, n), s in sorted(self._latest.items()) if c == component}
+            return {
+                n: s
+                for (c, n), s in sorted(self._latest.items())
+                if c == component and not self._is_long_offline((c, n), s, now)
+            }
+
+    def hidden(self) -> list[str]:
+        """``component/name`` of every component left out for being long offline, sorted."""
+        now = self._clock()
+        with self._lock:
+            return [
+                f"{c}/{n}"
+                for (c, n), s in sorted(self._latest.items())
+                if self._is_long_offline((c, n), s, now)
+            ]
+
+    def _is_long_offline(self, key: tuple[str, str], status: Mapping[str, Any], now: float) -> bool:
+        age = status_age(status, now=now)
+        seen = self._went_offline.get(key)
+        if seen is not None:
+            age = now - seen if age is None else min(age, now - seen)
+        return long_offline(status.get("state"), age, forget_after=self.forget_after)
 
     def quotes_per_second(self, now: float) -> float:
         """Quotes per second published by online feeds since the previous call."""
@@ -72,11 +143,27 @@ class StatusBoard:
 
 
 def render(board: StatusBoard, *, now: float, broker_url: str) -> list[str]:
-    """The view's lines: a header, the feeds and execution, and one row per bridge."""
+    """The view's lines: a header, the feeds and execution, and one row per bridge.
+
+    Each bridge's row ends with its algorithm's class (from ``algo["algorithm"]``
+    in its status, ``"module:Class"``), or its address when the status does not
+    name it; the line below gives the address (``rpc ...``) and the positions.
+    Rows stay within 120 columns for bridge names of up to 10 characters and
+    class names of up to 18 (``MovingAverageCross``).
+
+    Args:
+        board: The statuses.
+        now: A monotonic time, for the quote rate.
+        broker_url: Shown in the header.
+    """
     feeds = board.of("feed")
     executions = board.of("execution")
+    hidden = board.hidden()
+    header = f"tickbus  {time.strftime('%H:%M:%S')}  broker {broker_url}"
+    if hidden:
+        header += f"   ({len(hidden)} offline for over {board.forget_after:g}s not shown)"
     lines = [
-        f"tickbus  {time.strftime('%H:%M:%S')}  broker {broker_url}",
+        header,
         f"quotes/s {board.quotes_per_second(now):9.1f}   feeds: "
         + (", ".join(f"{n} {s.get('state')}" for n, s in feeds.items()) or "none yet")
         + "   execution: "
@@ -84,30 +171,60 @@ def render(board: StatusBoard, *, now: float, broker_url: str) -> list[str]:
             ", ".join(f"{n} {s.get('state')}" for n, s in executions.items())
             or "none (orders are not filled)"
         ),
+    ]
+    bridges = board.of("bridge")
+    width = max([NAME_WIDTH, *(len(name) + 2 for name in bridges)])
+    lines += [
         "",
-        f"{'bridge':<12}{'state':<10}{'quotes':>10}{'orders':>9}{'fills':>8}{'equity':>14}"
+        f"{'bridge':<{width}}{'state':<10}{'quotes':>9}{'orders':>8}{'fills':>7}{'equity':>14}"
         f"{'cash':>14}{'realised':>12}{'unrealised':>12}  algorithm",
     ]
-    for name, status in board.of("bridge").items():
-        portfolio = ((status.get("algo") or {}).get("portfolio")) or {}
-        lines.append(
-            f"{name:<12}{status.get('state', '?'):<10}{status.get('forwarded', 0):>10}"
-            f"{status.get('orders', 0):>9}{status.get('fills', 0):>8}"
-            f"{_money(portfolio.get('equity')):>14}"
-            f"{_money(portfolio.get('cash')):>14}{_money(portfolio.get('realised_pnl')):>12}"
-            f"{_money(portfolio.get('unrealised_pnl')):>12}  {status.get('rpc', '')}"
-        )
-        if portfolio.get("positions"):
-            lines.append(f"{'':<12}  {_positions(portfolio['positions'])}")
-        if status.get("reason"):
-            lines.append(f"{'':<12}! {status['reason']}")
-        if status.get("killed"):
-            lines.append(f"{'':<12}! kill switch on: {status['killed']}")
-        if status.get("orders_rejected"):
-            lines.append(f"{'':<12}  {status['orders_rejected']} orders refused by risk checks")
-    if not board.of("bridge"):
+    for name, status in bridges.items():
+        lines += _bridge_lines(name, status, width=width)
+    if not bridges:
         lines.append("(no bridge has reported yet)")
     return lines
+
+
+def _bridge_lines(name: str, status: Mapping[str, Any], *, width: int) -> list[str]:
+    """A bridge's row (its name `width` wide), its address and positions line, its problems."""
+    algo = _mapping(status.get("algo"))
+    portfolio = _mapping(algo.get("portfolio"))
+    rpc = status.get("rpc") or ""
+    algorithm = _algorithm_class(algo)
+    row = (
+        f"{name:<{width}}{status.get('state', '?'):<10}{status.get('forwarded', 0):>9}"
+        f"{status.get('orders', 0):>8}{status.get('fills', 0):>7}"
+        f"{_money(portfolio.get('equity')):>14}"
+        f"{_money(portfolio.get('cash')):>14}{_money(portfolio.get('realised_pnl')):>12}"
+        f"{_money(portfolio.get('unrealised_pnl')):>12}  {algorithm or rpc}"
+    )
+    lines = [row.rstrip()]
+    details = [f"rpc {rpc}"] if algorithm and rpc else []
+    if portfolio.get("positions"):
+        details.append(_positions(portfolio["positions"]))
+    if details:
+        lines.append(_INDENT + "   ".join(details))
+    if status.get("reason"):
+        lines.append(f"{'':<12}! {status['reason']}")
+    if status.get("killed"):
+        lines.append(f"{'':<12}! kill switch on: {status['killed']}")
+    if status.get("orders_rejected"):
+        lines.append(f"{'':<12}  {status['orders_rejected']} orders refused by risk checks")
+    return lines
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    """`value` when it is a JSON object, else an empty one: a bad status must not stop the view."""
+    return value if isinstance(value, dict) else {}
+
+
+def _algorithm_class(algo: Mapping[str, Any]) -> str:
+    """``"algos.examples:RandomAlgo"`` -> ``"RandomAlgo"``; "" when the state does not say."""
+    spec = algo.get("algorithm")
+    if not isinstance(spec, str):
+        return ""
+    return spec.rpartition(":")[2].strip()
 
 
 def _money(value: Any) -> str:
@@ -138,7 +255,7 @@ def run_view(
     On a terminal the view is redrawn in place; otherwise (a pipe, docker logs)
     each refresh is printed below the previous one. `footer` goes under the table.
     """
-    board = StatusBoard()
+    board = StatusBoard(forget_after=config.forget_after)
     redraw = out.isatty()
     deadline = None if config.duration is None else time.monotonic() + config.duration
     with BusClient(

@@ -10,6 +10,7 @@ from types import FrameType
 
 import click
 
+from algos.scaffold import new_group
 from algos.server import algo_group
 from bridge import bridge_command, risk_group, swap_command
 from broker import (
@@ -66,12 +67,30 @@ def main(log_level: str) -> None:
     default=None,
     help="Stop after this many seconds [default: run until Ctrl-C].",
 )
-def view_command(mqtt: MqttSettings, interval: float, duration: float | None) -> None:
-    """Show quotes/s, orders and equity of every algorithm, live, from status/#."""
+@click.option(
+    "--forget-after",
+    type=click.FloatRange(min=0),
+    default=ViewConfig.forget_after,
+    show_default=True,
+    help="Leave out components whose last status is offline and older than this many "
+    "seconds (or has no time). A component killed without a clean stop has the broker's "
+    "will as its last status, stamped when it connected: its age counts from its start, "
+    "unless the view saw it go offline, which then stays this long.",
+)
+def view_command(
+    mqtt: MqttSettings, interval: float, duration: float | None, forget_after: float
+) -> None:
+    """Show quotes/s, orders and equity of every algorithm, live, from status/#.
+
+    Each bridge's row names its algorithm's class; the line below gives the
+    algorithm's address and the portfolio's positions. Components stopped
+    more than --forget-after seconds ago are left out (the header counts
+    them); `tickbus status --all` lists them.
+    """
     stopping = _stop_on_signals()
     try:
         run_view(
-            ViewConfig(mqtt=mqtt, interval=interval, duration=duration),
+            ViewConfig(mqtt=mqtt, interval=interval, duration=duration, forget_after=forget_after),
             keep_going=lambda: not stopping,
         )
     except ConfigError as exc:
@@ -110,7 +129,9 @@ def view_command(mqtt: MqttSettings, interval: float, duration: float | None) ->
     type=click.IntRange(1, 65535),
     default=1883,
     show_default=True,
-    help="Port of the local broker; if one already listens there, it is used.",
+    help="Port of the local broker; if an MQTT broker already listens there, it is used "
+    "(unless a stack already runs on it). A second stack next to a running one needs "
+    "its own port.",
 )
 @click.option(
     "--symbols", default="GOOG,AAPL,MSFT", show_default=True, help="Symbols of the synthetic feed."
@@ -155,7 +176,14 @@ def up_command(
     """Run the whole stack here: broker, feed, two algorithms with their bridges, live view.
 
     Ctrl-C or SIGTERM stops every process it started. Without --mqtt it starts
-    a broker on 127.0.0.1:PORT, or uses the one already listening there.
+    a broker on 127.0.0.1:PORT, or uses the MQTT broker already listening
+    there; something else listening there (Redis on 6379, say) is refused.
+
+    One stack per broker: the stack's components have fixed names (execution
+    paper, bridges random and sma, feed synthetic), and on a broker where any
+    of them is already running, up refuses before starting anything and names
+    them. To run a second stack next to a running one, give it a broker of
+    its own: tickbus up --port 1884.
     """
     try:
         config = StackConfig(
@@ -214,3 +242,4 @@ main.add_command(risk_group)
 main.add_command(ring_group)
 main.add_command(execution_group)
 main.add_command(status_command)
+main.add_command(new_group)
