@@ -1,14 +1,23 @@
-"""Commands on ``control/bridge/<name>`` and the client side that sends them."""
+"""Commands on ``control/bridge/<name>`` and the client side that sends them.
+
+The senders (`request_swap`, `set_kill_switch`) first read the retained
+statuses of the bridges on the bus, so a command for a bridge that never
+reported is refused at once, naming the bridges that did, instead of waiting
+for an answer that cannot come.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 import threading
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from broker import BusClient, MqttSettings, control_topic, status_topic
+from broker import BusClient, MqttSettings, control_topic
 from tickbus.errors import ConfigError, SwapFailed
 
 
@@ -49,6 +58,69 @@ ControlCommand = SwapCommand | KillCommand | LiftCommand
 
 MAX_KILL_REASON = 200
 """Longest accepted kill reason, in characters."""
+
+RPC_FORMS = "tcp://HOST:PORT or ipc://PATH"
+"""The zerorpc addresses a bridge connects to, as error messages spell them."""
+
+LOOKUP_TIMEOUT_S = 2.0
+"""How long a command waits for the broker to hand over the bridges' retained statuses."""
+
+BRIDGE_STATUS_FILTER = "status/bridge/+"
+
+_PORT = re.compile(r"[0-9]{1,5}")
+_HOST = re.compile(r"[\w.-]+|\[[0-9A-Fa-f:.]+\]")  # a name, an IPv4 address, or [IPv6]
+
+
+def validate_rpc_address(address: str) -> str:
+    """Check a zerorpc address that a bridge connects to; return it unchanged.
+
+    Accepted: ``tcp://HOST:PORT`` (a host name, an IPv4 address or an IPv6
+    address in brackets; a port 1-65535) and ``ipc://PATH``. This checks the
+    form only: whether a server answers there is the bridge's business.
+
+    Raises:
+        ConfigError: Any other form. The reason names the expected forms and,
+            when the scheme is missing (``127.0.0.1:4300``, ``4300``, ``/tmp/algo``),
+            suggests the address meant (``tcp://127.0.0.1:4300``, ``ipc:///tmp/algo``).
+    """
+    scheme, sep, rest = address.partition("://")
+    if not sep:
+        raise ConfigError(f"expected {RPC_FORMS}, got {address!r}{_suggestion(address)}")
+    if scheme == "ipc":
+        if not rest or any(char.isspace() for char in rest):
+            raise ConfigError(f"expected ipc://PATH, got {address!r}")
+        return address
+    if scheme != "tcp":
+        raise ConfigError(f"expected {RPC_FORMS}, got {address!r}: a bridge speaks tcp or ipc")
+    problem = _tcp_problem(rest)
+    if problem is not None:
+        raise ConfigError(f"expected tcp://HOST:PORT, got {address!r}: {problem}")
+    return address
+
+
+def _tcp_problem(hostport: str) -> str | None:
+    """What is wrong with the ``HOST:PORT`` of a tcp address, or None."""
+    host, colon, port = hostport.rpartition(":")
+    if not colon or not _PORT.fullmatch(port):
+        return "it needs a port, e.g. tcp://127.0.0.1:4300"
+    if not 1 <= int(port) <= 65535:
+        return f"the port must be 1-65535, got {port}"
+    if host == "*":
+        return "* is for a server to listen on; connect to its host, e.g. tcp://127.0.0.1:" + port
+    if not _HOST.fullmatch(host):
+        return f"bad host {host!r} (an IPv6 address goes in brackets: tcp://[::1]:{port})"
+    return None
+
+
+def _suggestion(text: str) -> str:
+    """``; did you mean tcp://...?`` for an address without a scheme, when one fits."""
+    if _PORT.fullmatch(text):
+        return f"; did you mean tcp://127.0.0.1:{text}?"
+    if _tcp_problem(text) is None:
+        return f"; did you mean tcp://{text}?"
+    if text.startswith(("/", "./")):
+        return f"; did you mean ipc://{text}?"
+    return ""
 
 
 def parse_control(payload: bytes) -> ControlCommand:
@@ -98,8 +170,14 @@ def _parse_kill(command: dict[str, Any]) -> KillCommand:
 
 def _parse_swap(command: dict[str, Any]) -> SwapCommand:
     rpc = command["rpc"]
-    if not isinstance(rpc, str) or "://" not in rpc:
+    if not isinstance(rpc, str):
         raise ConfigError(f'control command needs "rpc": "tcp://host:port", got {rpc!r}')
+    try:
+        validate_rpc_address(rpc)
+    except ConfigError as exc:
+        raise ConfigError(
+            f'control command needs "rpc": "tcp://host:port" or "ipc://path" ({exc.reason})'
+        ) from None
     _only(command, {"rpc", "id", "carry_portfolio"})
     carry = command.get("carry_portfolio", False)
     if not isinstance(carry, bool):
@@ -113,38 +191,122 @@ def _only(command: dict[str, Any], allowed: set[str]) -> None:
         raise ConfigError(f"control command has unknown fields: {', '.join(unknown)}")
 
 
-def set_kill_switch(
-    settings: MqttSettings, *, bridge: str, reason: str | None, timeout: float
-) -> dict[str, Any]:
-    """Turn bridge `bridge`'s kill switch on (a `reason`) or off (None); wait until it reports it.
+class _BridgeStatuses:
+    """The newest status of every bridge on the bus, kept by a `BusClient` handler.
 
-    The command is retained on ``control/bridge/<bridge>``: a bridge that
-    restarts reads it again, so a killed algorithm stays stopped until lifted.
+    `on_message` runs in paho's thread; `watch` (set by the caller, once
+    its command is out) is called there with each status of one bridge.
+    """
 
-    Returns:
-        The bridge's status that shows the switch in the new position.
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._statuses: dict[str, dict[str, Any]] = {}
+        self._watched: tuple[str, Callable[[dict[str, Any]], None]] | None = None
+
+    def on_message(self, topic: str, payload: bytes) -> None:
+        """Keep the status on ``status/bridge/<name>``; a payload that is not one is ignored."""
+        try:
+            status = json.loads(payload)
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            return
+        if not isinstance(status, dict):
+            return
+        name = topic.rpartition("/")[2]
+        with self._lock:
+            self._statuses[name] = status
+            watched = self._watched
+        if watched is not None and watched[0] == name:
+            watched[1](status)
+
+    def watch(self, bridge: str, handler: Callable[[dict[str, Any]], None]) -> None:
+        """Call `handler` with every status of `bridge` that arrives from now on."""
+        with self._lock:
+            self._watched = (bridge, handler)
+
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        """Bridge name -> its newest status."""
+        with self._lock:
+            return dict(self._statuses)
+
+
+def _look_up(bus: BusClient, statuses: _BridgeStatuses, bridge: str) -> dict[str, Any]:
+    """The retained status of `bridge`, read through `bus` (whose handler feeds `statuses`).
 
     Raises:
-        ConfigError: The bridge did not report the change within `timeout`
-            seconds (it may be down or named differently; the command stays
-            retained and applies when it starts), or the broker is unreachable.
+        ConfigError: No bridge of that name has ever reported: the reason lists
+            the bridges that have, with their states; or the broker did not
+            answer within `LOOKUP_TIMEOUT_S`.
+    """
+    bus.subscribe([BRIDGE_STATUS_FILTER])
+    if not bus.round_trip(LOOKUP_TIMEOUT_S):
+        raise ConfigError(
+            f"the broker at {bus.settings.url} did not answer within {LOOKUP_TIMEOUT_S:g} s"
+        )
+    known = statuses.snapshot()
+    if bridge in known:
+        return known[bridge]
+    where = bus.settings.url
+    if not known:
+        raise ConfigError(
+            f"no bridge named {bridge!r} on {where}: no bridge has ever reported there "
+            "(is --mqtt the broker your bridges use?)"
+        )
+    listed = ", ".join(
+        f"{name} ({status.get('state', '?')})" for name, status in sorted(known.items())
+    )
+    raise ConfigError(
+        f"no bridge named {bridge!r} has reported on {where}; the bridges there: {listed}"
+    )
+
+
+def _offline_for(status: dict[str, Any]) -> str:
+    """`` (offline for 12 s)``, from the status's ``ts``; empty when it has none."""
+    ts = status.get("ts")
+    if not isinstance(ts, int | float) or isinstance(ts, bool):
+        return ""
+    return f" (offline for {max(0.0, time.time() - ts):.0f} s)"
+
+
+def set_kill_switch(
+    settings: MqttSettings, *, bridge: str, reason: str | None, timeout: float
+) -> dict[str, Any] | None:
+    """Turn bridge `bridge`'s kill switch on (a `reason`) or off (None); wait until it reports it.
+
+    The bridge's retained status is read first. The command is retained on
+    ``control/bridge/<bridge>``: a bridge that restarts reads it again, so a
+    killed algorithm stays stopped until lifted. For a bridge whose status is
+    ``offline`` the command is retained and nothing is awaited.
+
+    Returns:
+        The bridge's status that shows the switch in the new position, or None
+        when the bridge is offline (the command waits for its restart).
+
+    Raises:
+        ConfigError: No bridge named `bridge` has ever reported (nothing is
+            published; the reason lists the bridges on the bus); the bridge did
+            not report the change within `timeout` seconds (the command stays
+            retained and applies when it (re)starts); or the broker is unreachable.
     """
     command: dict[str, Any] = {"lift": True} if reason is None else {"kill": reason}
     expected = None if reason is None else reason.strip()
     seen: dict[str, Any] = {}
     done = threading.Event()
 
-    def on_status(_topic: str, payload: bytes) -> None:
-        status = json.loads(payload)
+    def on_status(status: dict[str, Any]) -> None:
         if status.get("state") != "offline" and "killed" in status and status["killed"] == expected:
             seen.update(status)
             done.set()
 
+    statuses = _BridgeStatuses()
     with BusClient(
-        settings, component="cli", name="risk", on_message=on_status, announce=False
+        settings, component="cli", name="risk", on_message=statuses.on_message, announce=False
     ) as bus:
-        bus.publish_json(control_topic("bridge", bridge), command, qos=1, retain=True)
-        bus.subscribe([status_topic("bridge", bridge)], qos=1)
+        offline = _look_up(bus, statuses, bridge).get("state") == "offline"
+        statuses.watch(bridge, on_status)
+        info = bus.publish_json(control_topic("bridge", bridge), command, qos=1, retain=True)
+        if offline:
+            info.wait_for_publish(timeout)
+            return None
         if not done.wait(timeout):
             raise ConfigError(
                 f"bridge {bridge!r} did not report the kill switch within {timeout:g} s; "
@@ -163,29 +325,44 @@ def request_swap(
 ) -> dict[str, Any]:
     """Ask bridge `bridge` to swap to `rpc` and wait for its report.
 
+    The bridge's retained status is read first: a bridge that never reported,
+    or is offline, would never answer.
+
     Returns:
         The bridge's ``last_swap`` report (``rpc``, ``ok``, ``finalize``: the old
         algorithm's final state).
 
     Raises:
         SwapFailed: The bridge reported that the swap failed.
-        ConfigError: No report within `timeout` seconds (the bridge may be down
-            or named differently), or the broker is unreachable.
+        ConfigError: `rpc` is not a zerorpc address (`validate_rpc_address`);
+            no bridge named `bridge` has ever reported (the reason lists those
+            that have); its status is ``offline``; no report within `timeout`
+            seconds; or the broker is unreachable. Nothing is sent in the first
+            three cases.
     """
+    validate_rpc_address(rpc)
     command_id = uuid.uuid4().hex
     report: dict[str, Any] = {}
     done = threading.Event()
 
-    def on_status(_topic: str, payload: bytes) -> None:
-        swap = json.loads(payload).get("last_swap") or {}
-        if swap.get("id") == command_id:
+    def on_status(status: dict[str, Any]) -> None:
+        swap = status.get("last_swap") or {}
+        if isinstance(swap, dict) and swap.get("id") == command_id:
             report.update(swap)
             done.set()
 
+    statuses = _BridgeStatuses()
     with BusClient(
-        settings, component="cli", name="swap", on_message=on_status, announce=False
+        settings, component="cli", name="swap", on_message=statuses.on_message, announce=False
     ) as bus:
-        bus.subscribe([status_topic("bridge", bridge)], qos=1)
+        status = _look_up(bus, statuses, bridge)
+        if status.get("state") == "offline":
+            raise ConfigError(
+                f"bridge {bridge!r} is offline{_offline_for(status)}: nothing would answer the "
+                f"swap; start it with the new server instead: tickbus bridge --name {bridge} "
+                f"--rpc {rpc}"
+            )
+        statuses.watch(bridge, on_status)
         command = {"rpc": rpc, "id": command_id, "carry_portfolio": carry_portfolio}
         bus.publish_json(control_topic("bridge", bridge), command, qos=1)
         if not done.wait(timeout):

@@ -22,6 +22,10 @@ here, so feeds, bridges and tools import it instead of spelling it out:
   `rejected_orders_topic` (``orders/<algo>/rejected``) as a `rejection_notice`
   (``reason``, ``by``, ``order``); `decode_report` frames a fill or a notice
   and `rejected_order_id` reads the notice's order id.
+* `PriceBand`: the bad-tick filter; a quote more than
+  `DEFAULT_MAX_PRICE_JUMP_PCT` percent away from its symbol's recent price is
+  suspect (the bridge and paper execution dead-letter it); `price_band_option`
+  is its ``--max-price-jump-pct`` flag.
 * Connection settings: `MqttSettings.from_url` parses
   ``mqtt://user:pass@host:port`` and ``mqtts://...`` (TLS, port 8883 by
   default); the entry points take the URL from a flag, `MQTT_URL_ENV` or
@@ -31,10 +35,14 @@ here, so feeds, bridges and tools import it instead of spelling it out:
   (`MQTT_CA_ENV`: the CAs an ``mqtts://`` connection trusts). Nothing else in
   this package reads the environment.
 * `BusClient`: one component's MQTT connection (status, will, reconnects,
-  dead letters, TLS); a refused login or an unverifiable broker certificate
-  is a `ConfigError` that says why.
+  dead letters, TLS); a refused login, an unverifiable broker certificate or
+  a port where nothing listens is a `ConfigError` that says why, at once.
+  It refuses to start a component whose kind and name a live one already
+  uses; `find_live_components` is that check (`LiveComponent`), for tools
+  such as `tickbus up` that look for several at once.
 * A local broker: `run_local_broker` (mosquitto, or amqtt when mosquitto is
-  not installed), `broker_listening`, `mosquitto_config`, and `broker_command`
+  not installed), `broker_listening` (anything on the port), `speaks_mqtt`
+  (an MQTT broker on the port), `mosquitto_config`, and `broker_command`
   (`tickbus broker`). With `LocalBrokerConfig.auth_dir` (``--auth DIR``) it
   requires a login: `create_credentials` gives each of the `ROLES` a fresh
   password in ``DIR/<role>.password`` (`role_password_file`), and the shipped
@@ -44,8 +52,9 @@ Every other module in the package is private.
 """
 
 from broker._auth import ACL_FILE, ROLES, BrokerAuth, create_credentials, role_password_file
+from broker._band import DEFAULT_MAX_PRICE_JUMP_PCT, PriceBand, price_band_option
 from broker._cli import broker_command
-from broker._client import BusClient
+from broker._client import BusClient, LiveComponent, find_live_components
 from broker._codec import (
     MAX_NUMBER,
     MAX_PAYLOAD_BYTES,
@@ -63,6 +72,7 @@ from broker._launcher import (
     find_mosquitto,
     mosquitto_config,
     run_local_broker,
+    speaks_mqtt,
 )
 from broker._options import (
     MQTT_CA_ENV,
@@ -111,6 +121,7 @@ from broker._url import (
 
 __all__ = [
     "ACL_FILE",
+    "DEFAULT_MAX_PRICE_JUMP_PCT",
     "DEFAULT_MQTTS_PORT",
     "DEFAULT_MQTT_PORT",
     "DEFAULT_MQTT_URL",
@@ -130,9 +141,11 @@ __all__ = [
     "ROLES",
     "BrokerAuth",
     "BusClient",
+    "LiveComponent",
     "LocalBrokerConfig",
     "MqttSettings",
     "Order",
+    "PriceBand",
     "Quote",
     "broker_command",
     "broker_listening",
@@ -147,6 +160,7 @@ __all__ = [
     "encode_quotes_msgpack",
     "fills_topic",
     "filter_covers",
+    "find_live_components",
     "find_mosquitto",
     "minimal_filters",
     "mosquitto_config",
@@ -154,6 +168,7 @@ __all__ = [
     "orders_topic",
     "parse_order",
     "parse_quote",
+    "price_band_option",
     "quote_topic",
     "read_password_file",
     "rejected_order_id",
@@ -161,6 +176,7 @@ __all__ = [
     "rejection_notice",
     "role_password_file",
     "run_local_broker",
+    "speaks_mqtt",
     "status_topic",
     "subscription_filters",
     "topic_matches",

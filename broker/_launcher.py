@@ -11,9 +11,12 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
+import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -160,6 +163,60 @@ def broker_listening(host: str, port: int, timeout: float = 0.5) -> bool:
             return True
     except OSError:
         return False
+
+
+MQTT_PROBE_TIMEOUT_S = 1.0
+"""How long `speaks_mqtt` waits for a CONNACK: a local broker answers within milliseconds."""
+
+_CONNACK_HEADER = b"\x20\x02"  # CONNACK, 2 bytes follow (MQTT 3.1.1 and 3.1)
+_DISCONNECT = b"\xe0\x00"
+
+
+def speaks_mqtt(host: str, port: int, timeout: float = MQTT_PROBE_TIMEOUT_S) -> bool:
+    """Tell whether what listens on ``host:port`` is an MQTT broker (plain TCP, no TLS).
+
+    Sends an MQTT 3.1.1 CONNECT (every broker tickbus uses speaks 3.1.1, MQTT 5
+    ones too) and waits for a CONNACK; a CONNACK that refuses the login counts
+    too: it is still a broker. Then it disconnects.
+
+    Args:
+        host: Address or name; a wildcard (``0.0.0.0``, ``::``) probes the loopback.
+        port: TCP port.
+        timeout: Seconds for the whole exchange.
+
+    Returns:
+        False when nothing listens, when the listener answers something else
+        (Redis answers an error), closes the connection, or stays silent for `timeout` s.
+    """
+    deadline = time.monotonic() + timeout
+    try:
+        with socket.create_connection((_PROBE_HOST.get(host, host), port), timeout=timeout) as sock:
+            sock.sendall(_connect_packet(f"tickbus-probe-{uuid.uuid4().hex[:8]}"))
+            answer = b""
+            while len(answer) < 4:
+                if not _CONNACK_HEADER.startswith(answer[:2]):
+                    return False  # an answer, but not a CONNACK
+                sock.settimeout(max(0.001, deadline - time.monotonic()))
+                chunk = sock.recv(4 - len(answer))
+                if not chunk:
+                    return False
+                answer += chunk
+            if not answer.startswith(_CONNACK_HEADER):
+                return False
+            sock.sendall(_DISCONNECT)
+            return True
+    except OSError:  # refused, reset, or silent until the deadline
+        return False
+
+
+def _connect_packet(client_id: str) -> bytes:
+    """An MQTT 3.1.1 CONNECT: clean session, keep-alive 10 s, no will, no login."""
+    ident = client_id.encode()
+    body = (
+        struct.pack("!H", 4) + b"MQTT" + bytes([4, 0x02]) + struct.pack("!H", 10)
+        + struct.pack("!H", len(ident)) + ident
+    )  # fmt: skip
+    return bytes([0x10, len(body)]) + body  # a body under 128 bytes: one length byte
 
 
 def run_local_broker(config: LocalBrokerConfig) -> int:

@@ -159,6 +159,7 @@ def test_offline_components_older_than_forget_after_are_split_off() -> None:
             "status/feed/recent": payload(state="offline", ts=NOW - 59),
             "status/feed/ahead": payload(state="offline", ts=NOW + 600),  # a clock ahead
             "status/feed/hung": payload(state="online", ts=NOW - 600),
+            "status/feed/crashed": payload(state="offline", lost=True, ts=NOW - 86_400),
             "status/bridge/sick": payload(state="degraded", ts=NOW - 600),
             "status/relay/garbage": b"not json",
         },
@@ -170,10 +171,11 @@ def test_offline_components_older_than_forget_after_are_split_off() -> None:
     assert [s.key for s in kept] == [
         "bridge/sick",
         "feed/ahead",
+        "feed/crashed",
         "feed/hung",
         "feed/recent",
         "relay/garbage",
-    ], "only offline ones are forgotten: stale, degraded and invalid ones still count"
+    ], "only clean stops are forgotten: lost, stale, degraded and invalid ones still count"
     assert exit_code(split_long_offline(gone, forget_after=60.0)[0]) == 2, "nothing left"
     assert [s.key for s in split_long_offline(statuses, forget_after=0)[1]] == [
         "feed/old",

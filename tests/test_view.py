@@ -126,21 +126,20 @@ def test_offline_components_older_than_forget_after_are_hidden_and_counted() -> 
     assert list(board.of("bridge")) == ["hung"], "recent is 61 s old now"
 
 
-def test_a_component_the_view_saw_go_offline_stays_forget_after_from_that_moment() -> None:
+def test_a_component_lost_without_a_clean_stop_stays_until_it_runs_again() -> None:
     clock = Clock(1_000_000.0)
     board = StatusBoard(forget_after=60.0, clock=clock)
     started = clock.now - 3600
     status(board, "status/bridge/b", state="online", ts=clock.now, forwarded=1)
-    # Its will: stamped when it connected, an hour ago.
-    status(board, "status/bridge/b", state="offline", ts=started)
-    assert list(board.of("bridge")) == ["b"]
-    clock.now += 59
-    status(board, "status/bridge/b", state="offline", ts=started)  # again, after a reconnect
-    assert list(board.of("bridge")) == ["b"]
-    clock.now += 2
-    assert board.of("bridge") == {} and board.hidden() == ["bridge/b"]
+    # Its will: stamped when it connected, an hour ago, and marked lost.
+    status(board, "status/bridge/b", state="offline", lost=True, ts=started)
+    clock.now += 3600
+    assert list(board.of("bridge")) == ["b"] and board.hidden() == []
     status(board, "status/bridge/b", state="online", ts=clock.now)
     assert list(board.of("bridge")) == ["b"], "back online"
+    status(board, "status/bridge/b", state="offline", ts=clock.now)  # a clean stop
+    clock.now += 61
+    assert board.of("bridge") == {} and board.hidden() == ["bridge/b"]
 
 
 def test_a_cleared_status_removes_the_component() -> None:

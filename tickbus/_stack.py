@@ -2,7 +2,10 @@
 
 Children: a broker (unless one already listens, or ``--mqtt`` names one), the
 paper execution service, the two example algorithm servers, a bridge for
-each, and a synthetic feed. Their
+each, and a synthetic feed. On a broker that is already there, `up` first
+checks that it is an MQTT broker and that no component of another stack
+with the names it is about to start is live on it (`STACK_COMPONENTS`): two
+stacks on one broker would trade on each other's orders and fills. Their
 output goes to log files so it does not tear through the live view. SIGTERM
 or Ctrl-C stops them in reverse order of start (feed first, broker last), each
 with SIGTERM and, after a grace period, SIGKILL. If a child dies on its own,
@@ -26,11 +29,14 @@ from types import FrameType
 from typing import IO
 
 from broker import (
+    LiveComponent,
     MqttSettings,
     broker_listening,
+    find_live_components,
     find_mosquitto,
     read_password_file,
     role_password_file,
+    speaks_mqtt,
     write_secret_file,
 )
 from tickbus._view import ViewConfig, run_view
@@ -41,6 +47,21 @@ START_TIMEOUT_S = 15.0
 UP_SLIPPAGE_BPS = 2.0
 UP_FEE_BPS = 1.0
 
+EXECUTION_NAME = "paper"
+FEED_NAME = "synthetic"
+ALGORITHMS = {
+    "random": ("algos.examples:RandomAlgo", ("--param", "threshold=0.9")),
+    "sma": ("algos.examples:MovingAverageCross", ()),
+}
+"""Bridge name -> (algorithm spec, extra `tickbus algo serve` arguments)."""
+
+STACK_COMPONENTS = (
+    ("execution", EXECUTION_NAME),
+    *(("bridge", name) for name in ALGORITHMS),
+    ("feed", FEED_NAME),
+)
+"""The (component, name) pairs `up` starts: on a shared broker, none may be live already."""
+
 
 @dataclass(frozen=True, kw_only=True)
 class StackConfig:
@@ -48,7 +69,8 @@ class StackConfig:
 
     Attributes:
         mqtt: An existing broker to use; None starts one on 127.0.0.1:`port`
-            unless one already listens there.
+            unless an MQTT broker already listens there. On an existing
+            broker, `up` refuses to start when any of `STACK_COMPONENTS` is live.
         port: Port of the local broker (1883).
         symbols: Symbols the synthetic feed quotes.
         rate: Quotes per second of the feed.
@@ -108,19 +130,19 @@ class Stack:
         """Start every child; returns the broker the stack uses (as the viewer, with auth).
 
         Raises:
-            ConfigError: A child died during start-up, or the broker did not come up.
+            ConfigError: Before anything starts: what listens on the port is not
+                an MQTT broker, or the broker already carries a live component
+                with a name of this stack (`STACK_COMPONENTS`). Later: a child
+                died during start-up, or the broker did not come up.
         """
         settings = self._broker()
         # Costs like a liquid market's, so the view shows what they do to PnL.
         costs = ["--slippage-bps", str(UP_SLIPPAGE_BPS), "--fee-bps", str(UP_FEE_BPS)]
-        self._spawn(
-            "execution", ["execution", "paper", *self._login(settings, "execution"), *costs]
-        )
-        algos = {"random": "algos.examples:RandomAlgo", "sma": "algos.examples:MovingAverageCross"}
-        params = {"random": ["--param", "threshold=0.9"], "sma": []}
-        for name, spec in algos.items():
+        execution = ["execution", "paper", *self._login(settings, "execution")]
+        self._spawn("execution", [*execution, "--name", EXECUTION_NAME, *costs])
+        for name, (spec, params) in ALGORITHMS.items():
             addr = f"tcp://127.0.0.1:{_free_port()}"
-            self._spawn(f"algo-{name}", ["algo", "serve", spec, "--addr", addr, *params[name]])
+            self._spawn(f"algo-{name}", ["algo", "serve", spec, "--addr", addr, *params])
             bridge = ["bridge", *self._login(settings, "bridge"), "--rpc", addr, "--name", name]
             self._spawn(f"bridge-{name}", bridge)
         self._spawn(
@@ -129,6 +151,8 @@ class Stack:
                 "feed",
                 "synthetic",
                 *self._login(settings, "feed"),
+                "--name",
+                FEED_NAME,
                 "--symbols",
                 self._config.symbols,
                 "--rate",
@@ -168,10 +192,18 @@ class Stack:
                 f"--mqtt or the broker already listening on 127.0.0.1:{port} (try --port)"
             )
         if self._config.mqtt is not None:
+            _refuse_a_second_stack(self._config.mqtt, port)
             return self._config.mqtt
         if broker_listening("127.0.0.1", port):
+            if not speaks_mqtt("127.0.0.1", port):
+                raise ConfigError(
+                    f"something listens on 127.0.0.1:{port} but it is not an MQTT broker; "
+                    f"choose another --port, e.g. --port {_spare_port(port)}"
+                )
+            settings = MqttSettings(host="127.0.0.1", port=port)
+            _refuse_a_second_stack(settings, port)
             print(f"a broker already listens on 127.0.0.1:{port}; using it", file=sys.stderr)
-            return MqttSettings(host="127.0.0.1", port=port)
+            return settings
         # `tickbus broker` runs mosquitto when installed, else amqtt, which speaks only 3.1.1.
         protocol = "5" if find_mosquitto() is not None else "3.1.1"
         settings = MqttSettings(host="127.0.0.1", port=port, protocol=protocol)
@@ -241,6 +273,35 @@ def run_stack(config: StackConfig) -> int:
             return 1
     print("stopped every process", file=sys.stderr)
     return 0
+
+
+def _refuse_a_second_stack(settings: MqttSettings, port: int) -> None:
+    """Raise ConfigError when a component `up` would start is already live on the broker.
+
+    Args:
+        settings: The broker the stack would use.
+        port: The --port, from which a port for a broker of its own is suggested.
+    """
+    live = find_live_components(settings, STACK_COMPONENTS)
+    if live:
+        raise ConfigError(
+            f"a tickbus stack already runs on {settings.url}: {_listed(live)}. A second "
+            "stack on the same broker would trade on the first one's orders and fills. "
+            "Stop the first one (Ctrl-C where it runs), or start this one with a broker of "
+            f"its own: tickbus up --port {_spare_port(port)}"
+        )
+
+
+def _listed(live: Sequence[LiveComponent]) -> str:
+    """``execution 'paper' (pid 12, last status 0.3 s ago), bridge 'random' (...)``."""
+    return ", ".join(f"{c.component} {c.name!r} ({c.facts()})" for c in live)
+
+
+def _spare_port(port: int) -> int:
+    """A port above `port` where nothing listens on 127.0.0.1, to suggest for a second broker."""
+    candidates = [p for p in range(port + 1, port + 100) if p <= 65535] or [1884]
+    free = (p for p in candidates if not broker_listening("127.0.0.1", p, timeout=0.2))
+    return next(free, candidates[0])
 
 
 def _free_port() -> int:

@@ -18,11 +18,15 @@ A component that was stopped keeps its retained ``offline`` status on the
 broker. Once that status is older than ``--forget-after`` seconds (or has no
 ``ts``), the component is *long offline*: the table, the JSON and the exit
 code leave it out (``--all`` puts it back), and so does the live view. The
-age is the status's own ``ts``. A clean stop stamps the time of the stop; a
-component killed without one gets the broker's will, whose ``ts`` is the time
-the component connected (paho fixes the will's payload at connect), so its
-age counts from its start: a component that ran longer than
-``--forget-after`` drops out as soon as it dies, and only ``--all`` shows it.
+age is the status's own ``ts``, which a clean stop stamps.
+
+A component that died without a clean stop (killed, crashed, its host or
+network gone) gets the broker's will instead: ``offline`` with ``"lost":
+true``. A lost component is never left out, however old: a crash stays in
+the table and in the exit code until the component runs again or someone
+clears it with ``--forget`` (the will's ``ts`` is when the component
+connected, which paho fixes at connect, so its age would say nothing about
+when it died).
 
 Exit codes: 0 when every component left is ``online``; 1 when any is not; 2
 when none is left (none has reported, or all are long offline), or the
@@ -84,14 +88,15 @@ def status_age(status: Mapping[str, Any], *, now: float) -> float | None:
     return now - ts if isinstance(ts, int | float) and not isinstance(ts, bool) else None
 
 
-def long_offline(state: object, age: float | None, *, forget_after: float) -> bool:
-    """Whether a component whose last status says `state`, `age` seconds ago, is long offline.
+def long_offline(status: Mapping[str, Any], age: float | None, *, forget_after: float) -> bool:
+    """Whether a component whose last status is `status`, `age` seconds old, is long offline.
 
-    True when `state` is ``offline`` and `age` is None (no ``ts``) or more than
-    `forget_after`. The age of a will (a component that died) counts from the
-    component's connect, not its death: see the module docstring.
+    True when it stopped cleanly (``state`` ``offline``, not ``lost``) and
+    `age` is None (no ``ts``) or more than `forget_after`. A will (``"lost":
+    true``) is never long offline: see the module docstring.
     """
-    return state == OFFLINE and (age is None or age > forget_after)
+    stopped = status.get("state") == OFFLINE and status.get("lost") is not True
+    return stopped and (age is None or age > forget_after)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -124,8 +129,10 @@ class ComponentStatus:
         return f"status/{self.component}/{self.name}"
 
     def is_long_offline(self, forget_after: float) -> bool:
-        """Whether it is offline, and its status older than `forget_after` s or without time."""
-        return long_offline(self.health, self.age, forget_after=forget_after)
+        """Whether it stopped cleanly more than `forget_after` s ago (or without a time)."""
+        return self.health == OFFLINE and long_offline(
+            self.status, self.age, forget_after=forget_after
+        )
 
     def is_running(self, stale_after: float) -> bool:
         """Whether it reports right now: online or degraded, at most `stale_after` s ago."""
@@ -474,9 +481,10 @@ def _names(
     type=click.FloatRange(min=0),
     default=DEFAULT_FORGET_AFTER,
     show_default=True,
-    help="Leave out components whose last status is offline and older than this many "
-    "seconds (or has no time). A component killed without a clean stop has the broker's "
-    "will as its last status, stamped when it connected: its age counts from its start.",
+    help="Leave out components that stopped cleanly more than this many seconds ago "
+    "(or whose offline status has no time). A component lost without a clean stop "
+    "(killed, crashed: the broker's will, marked lost) is never left out: it stays "
+    "until it runs again or --forget clears it.",
 )
 @click.option(
     "--all",
@@ -520,9 +528,9 @@ def status_command(
     A stopped component keeps its offline status on the broker. Once that is
     older than --forget-after seconds (or has no time), the table, the JSON
     and the exit code leave it out; --all lists and counts it, with its age.
-    A component killed without a clean stop has the broker's will as its
-    status, stamped when the component connected: its age counts from its
-    start, so it may drop out as soon as it dies.
+    A component lost without a clean stop (killed, crashed: the broker
+    publishes its will, marked lost) is never left out: a crash stays until
+    the component runs again or --forget clears it.
 
     Exit code: 0 when every component left is online; 1 when any is stale,
     degraded, offline or invalid; 2 when none is left (none has reported, or

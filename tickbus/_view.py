@@ -3,10 +3,9 @@
 It reads nothing but the retained status topics (``status/#``), so it works
 against any tickbus stack: local, in Docker, or on another host.
 
-Components offline for longer than `ViewConfig.forget_after` drop out of the
-view (see `tickbus._status` for how old a status is, and the will's caveat);
-a component the view itself saw go offline counts from that moment instead,
-so a crash it watched stays on screen for that long.
+Components stopped cleanly longer than `ViewConfig.forget_after` ago drop out
+of the view; a component lost without a clean stop (the broker's will) stays
+until it runs again or is forgotten (see `tickbus._status`).
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from broker import BusClient, MqttSettings
-from tickbus._status import DEFAULT_FORGET_AFTER, OFFLINE, long_offline, status_age
+from tickbus._status import DEFAULT_FORGET_AFTER, long_offline, status_age
 
 CLEAR_SCREEN = "\x1b[H\x1b[2J"
 NAME_WIDTH = 12
@@ -50,11 +49,9 @@ class ViewConfig:
 class StatusBoard:
     """The latest status of every component, fed from paho's thread, read by the renderer.
 
-    Components offline for longer than `forget_after` seconds are left out of
-    `of` (and listed by `hidden`). A status's age is its ``ts`` to `clock()`
-    (wall time); when the board saw a component's status turn offline while it
-    watched, the age counts from that moment if that is later: a will's ``ts``
-    is the component's connect time, not its death.
+    Components stopped cleanly more than `forget_after` seconds ago are left
+    out of `of` (and listed by `hidden`); a status's age is its ``ts`` to
+    `clock()` (wall time).
     """
 
     def __init__(
@@ -67,7 +64,6 @@ class StatusBoard:
         self._clock = clock
         self._lock = threading.Lock()
         self._latest: dict[tuple[str, str], dict[str, Any]] = {}
-        self._went_offline: dict[tuple[str, str], float] = {}
         self._published: tuple[float, int] | None = None
 
     def on_status(self, topic: str, payload: bytes) -> None:
@@ -83,7 +79,6 @@ class StatusBoard:
         if not payload:
             with self._lock:
                 self._latest.pop(key, None)
-                self._went_offline.pop(key, None)
             return
         try:
             status = json.loads(payload)
@@ -91,16 +86,7 @@ class StatusBoard:
             return
         if isinstance(status, dict):
             with self._lock:
-                self._keep(key, status)
-
-    def _keep(self, key: tuple[str, str], status: dict[str, Any]) -> None:
-        """Store `status`, noting when a watched component turns offline; under the lock."""
-        previous = self._latest.get(key)
-        if status.get("state") != OFFLINE:
-            self._went_offline.pop(key, None)
-        elif previous is not None and previous.get("state") != OFFLINE:
-            self._went_offline[key] = self._clock()
-        self._latest[key] = status
+                self._latest[key] = status
 
     def of(self, component: str) -> dict[str, dict[str, Any]]:
         """Name -> latest status, for every component of this kind that is not long offline."""
@@ -109,7 +95,7 @@ class StatusBoard:
             return {
                 n: s
                 for (c, n), s in sorted(self._latest.items())
-                if c == component and not self._is_long_offline((c, n), s, now)
+                if c == component and not self._is_long_offline(s, now)
             }
 
     def hidden(self) -> list[str]:
@@ -119,15 +105,12 @@ class StatusBoard:
             return [
                 f"{c}/{n}"
                 for (c, n), s in sorted(self._latest.items())
-                if self._is_long_offline((c, n), s, now)
+                if self._is_long_offline(s, now)
             ]
 
-    def _is_long_offline(self, key: tuple[str, str], status: Mapping[str, Any], now: float) -> bool:
+    def _is_long_offline(self, status: Mapping[str, Any], now: float) -> bool:
         age = status_age(status, now=now)
-        seen = self._went_offline.get(key)
-        if seen is not None:
-            age = now - seen if age is None else min(age, now - seen)
-        return long_offline(status.get("state"), age, forget_after=self.forget_after)
+        return long_offline(status, age, forget_after=self.forget_after)
 
     def quotes_per_second(self, now: float) -> float:
         """Quotes per second published by online feeds since the previous call."""

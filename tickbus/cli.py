@@ -72,10 +72,9 @@ def main(log_level: str) -> None:
     type=click.FloatRange(min=0),
     default=ViewConfig.forget_after,
     show_default=True,
-    help="Leave out components whose last status is offline and older than this many "
-    "seconds (or has no time). A component killed without a clean stop has the broker's "
-    "will as its last status, stamped when it connected: its age counts from its start, "
-    "unless the view saw it go offline, which then stays this long.",
+    help="Leave out components that stopped cleanly more than this many seconds ago. "
+    "A component lost without a clean stop (killed, crashed: the broker's will) stays "
+    "until it runs again or `tickbus status --forget` clears it.",
 )
 def view_command(
     mqtt: MqttSettings, interval: float, duration: float | None, forget_after: float
@@ -84,8 +83,8 @@ def view_command(
 
     Each bridge's row names its algorithm's class; the line below gives the
     algorithm's address and the portfolio's positions. Components stopped
-    more than --forget-after seconds ago are left out (the header counts
-    them); `tickbus status --all` lists them.
+    cleanly more than --forget-after seconds ago are left out (the header
+    counts them); `tickbus status --all` lists them.
     """
     stopping = _stop_on_signals()
     try:
