@@ -53,8 +53,11 @@ from bridge._ring_source import RingSource
 from bridge._risk import RiskGate
 from broker import (
     BusClient,
+    PriceBand,
+    Quote,
     control_topic,
     decode_quotes,
+    encode_quote_json,
     fills_topic,
     rejected_orders_topic,
     subscription_filters,
@@ -63,11 +66,13 @@ from broker import (
 )
 from tickbus.errors import (
     AlgorithmError,
+    AlgorithmNotInitialized,
     AlgorithmUnavailable,
     ConfigError,
     OrderRejected,
     QuoteRejected,
 )
+from tickbus.logs import LogThrottle, quiet_zerorpc
 from tickbus.metrics import serve_metrics
 
 log = logging.getLogger(__name__)
@@ -80,6 +85,9 @@ SESSION_EXPIRY_S = 3600
 COALESCE_FROM = 16
 """Quotes in one call from which the next call waits out `BridgeConfig.coalesce`."""
 
+REINITIALIZE_EVERY_S = 5.0
+"""Least time between two re-initialisations of a server that says it is not initialized."""
+
 
 @dataclass
 class BridgeCounters:
@@ -88,6 +96,8 @@ class BridgeCounters:
     forwarded: int = 0
     batches: int = 0
     algo_errors: int = 0
+    quotes_failed: int = 0
+    last_algo_error: str | None = None
     unrouted: int = 0
     reconnects: int = 0
     swaps: int = 0
@@ -112,6 +122,9 @@ class Bridge:
         self._received = 0
         self._rejected = 0
         self._ignored = 0
+        # Written only by the thread of the quote source (paho's, or the ring's):
+        self._band = PriceBand(config.max_price_jump_pct)
+        self._suspect = 0
         # Read by paho's thread, replaced (never mutated) by the hub: the channels
         # whose messages are decoded. Others arrive only through a wider
         # subscription (`subscription_filters`) and are ignored, never dead-lettered.
@@ -138,9 +151,13 @@ class Bridge:
             config.name,
             RiskGate(config.risk),
             self._bus,
-            dead_letter=lambda reason, payload: self._dead_letter(reason, "", payload),
+            dead_letter=self._dead_letter,
         )
-        self._ring = None if config.ring is None else RingSource(config.ring, self._inbox)
+        self._letter_log = LogThrottle(log)
+        self._failure_log = LogThrottle(log)
+        self._reinitialize_log = LogThrottle(log)
+        self._next_reinitialize = 0.0
+        self._ring = None if config.ring is None else RingSource(config.ring, self._from_ring)
         self._metrics = BridgeMetrics(config.name, self._stats)
 
     def run(self) -> None:
@@ -152,6 +169,7 @@ class Bridge:
         """
         for signum in (signal.SIGTERM, signal.SIGINT):
             gevent.signal_handler(signum, self.stop)
+        quiet_zerorpc()
         try:
             with serve_metrics(self._config.metrics, self._metrics), self._bus as bus:
                 try:
@@ -223,7 +241,28 @@ class Bridge:
             self._dead_letter(exc.reason, topic, payload)
             return
         self._received += len(quotes)
-        self._inbox.put_quotes(topic, quotes)
+        passed = self._within_band(topic, quotes)
+        if passed:
+            self._inbox.put_quotes(topic, passed)
+
+    def _from_ring(self, entries: list[Entry]) -> None:
+        """Queue a batch from the ring (in the ring's thread): what passes the price band."""
+        passed = [entry for entry in entries if self._in_band(*entry)]
+        if passed:
+            self._inbox.put_entries(passed)
+
+    def _within_band(self, topic: str, quotes: list[Quote]) -> list[Quote]:
+        """The quotes whose price is within the band (`_in_band`)."""
+        return [quote for quote in quotes if self._in_band(topic, quote)]
+
+    def _in_band(self, topic: str, quote: Quote) -> bool:
+        """Whether `quote` passes the price band; a suspect one is dead-lettered and counted."""
+        reason = self._band.check(quote["sid"], quote["price"])
+        if reason is None:
+            return True
+        self._suspect += 1
+        self._dead_letter(reason, topic, encode_quote_json(quote))
+        return False
 
     def _on_control(self, payload: bytes) -> None:
         try:
@@ -251,7 +290,8 @@ class Bridge:
             self._inbox.put_control(report)
 
     def _dead_letter(self, reason: str, topic: str, payload: bytes) -> None:
-        log.warning("rejected a message on %s: %s", topic, reason)
+        """Publish `payload` on ``deadletter/bridge``; log it (at most a line per 10 s)."""
+        self._letter_log.log("dead-lettered a message on %s: %s", topic, reason)
         self._bus.publish_dead_letter(COMPONENT, reason=reason, topic=topic, payload=payload)
 
     # -- the hub's greenlet ----------------------------------------------------------
@@ -284,6 +324,7 @@ class Bridge:
             return
         if self._counters.batches or self._channels:
             self._counters.reconnects += 1
+        log.info("forwarding %s to %s", channels, link.endpoint)
         self._adopt(link, channels)
 
     def _open(
@@ -327,7 +368,6 @@ class Bridge:
         self._routes.clear()
         self._problem = None
         self._inbox.set_draining(True)
-        log.info("forwarding %s to %s", channels, link.endpoint)
         self._deliver_reports()
         if self._link is not None:
             self._refresh_algo_state()
@@ -346,22 +386,102 @@ class Bridge:
         quotes = [quote for _topic, quote in routed]
         self._desk.note_prices(quotes)
         try:
-            with self._metrics.events_latency.time():
-                orders = self._link.events(quotes)
+            orders = self._call_events(quotes)
         except AlgorithmUnavailable as exc:
             self._lose_link(exc.reason, undelivered=routed)
             return
         except AlgorithmError as exc:
-            self._counters.algo_errors += 1
-            letter = json.dumps(quotes).encode()
-            self._bus.publish_dead_letter(COMPONENT, reason=exc.reason, payload=letter)
-            log.warning("algorithm failed on a batch of %d quotes: %s", len(quotes), exc.reason)
+            self._batch_failed(routed, exc.reason)
             return
         self._counters.forwarded += len(quotes)
         self._counters.batches += 1
         self._desk.submit(orders)
         if self._desk.pending:  # orders the desk refused: the algorithm frees their holds
             self._deliver_reports()
+
+    def _call_events(self, quotes: list[Quote]) -> list[Any]:
+        """One ``events`` call; a server that lost its initialisation gets one more chance.
+
+        Such a server (a new process on the same address, typically) is
+        initialised again and asked once more.
+
+        Raises:
+            AlgorithmUnavailable: No answer (the batch is to be kept).
+            AlgorithmError: The algorithm raised or answered nonsense, or it was
+                still not initialised after one re-initialise (the batch is to
+                be dead-lettered).
+        """
+        assert self._link is not None
+        try:
+            with self._metrics.events_latency.time():
+                return self._link.events(quotes)
+        except AlgorithmNotInitialized as exc:
+            self._reinitialize(exc.reason)
+        assert self._link is not None
+        try:
+            with self._metrics.events_latency.time():
+                return self._link.events(quotes)
+        except AlgorithmNotInitialized as exc:
+            raise AlgorithmError(
+                self._endpoint, f"still not initialized after initialize(): {exc.reason}"
+            ) from exc
+
+    def _reinitialize(self, why: str) -> None:
+        """Open the current endpoint again and initialise it, as after a reconnect.
+
+        At most once per `REINITIALIZE_EVERY_S`: a server that keeps forgetting
+        its initialisation costs one attempt, not one per batch.
+
+        Raises:
+            AlgorithmUnavailable: No answer; the bridge is then without a link.
+            AlgorithmError: Initialised again too recently, or ``initialize``
+                raised or returned bad channels (the bridge is then without a link).
+        """
+        now = time.monotonic()
+        if now < self._next_reinitialize:
+            raise AlgorithmError(
+                self._endpoint,
+                f"{why} (it was initialised again less than {REINITIALIZE_EVERY_S:g} s ago)",
+            )
+        self._next_reinitialize = now + REINITIALIZE_EVERY_S
+        self._reinitialize_log.log(
+            "the algorithm at %s is not initialized (%s): initialising it again",
+            self._endpoint,
+            why,
+        )
+        assert self._link is not None
+        self._link.close()
+        self._link = None
+        try:
+            link, channels = self._open(self._endpoint)
+        except (AlgorithmUnavailable, AlgorithmError) as exc:
+            self._set_problem(exc.reason)
+            raise
+        self._counters.reconnects += 1
+        self._adopt(link, channels)
+        if self._link is None:  # lost again while adopting
+            raise AlgorithmUnavailable(self._endpoint, self._problem or "lost while adopting")
+
+    def _batch_failed(self, routed: list[Entry], reason: str) -> None:
+        """Dead-letter a batch the algorithm failed on, count it, and go on with the next."""
+        quotes = [quote for _topic, quote in routed]
+        self._counters.algo_errors += 1
+        self._counters.quotes_failed += len(quotes)
+        self._counters.last_algo_error = reason
+        self._failure_log.log(
+            "the algorithm failed on a batch of %d quotes (%d batches so far), "
+            "dead-lettered on deadletter/bridge: %s",
+            len(quotes),
+            self._counters.algo_errors,
+            reason,
+        )
+        topic = routed[0][0] if len({topic for topic, _quote in routed}) == 1 else None
+        self._bus.publish_dead_letter(
+            COMPONENT,
+            reason=f"the algorithm failed on this batch: {reason}",
+            topic=topic,
+            payload=json.dumps(quotes).encode(),
+        )
 
     def _is_routed(self, topic: str) -> bool:
         routed = self._routes.get(topic)
@@ -371,11 +491,11 @@ class Bridge:
         return routed
 
     def _lose_link(self, reason: str, *, undelivered: Sequence[Entry] = ()) -> None:
-        assert self._link is not None
         self._inbox.set_draining(False)  # before the requeue: nobody will make room now
         self._inbox.requeue(undelivered)
-        self._link.close()
-        self._link = None
+        if self._link is not None:
+            self._link.close()
+            self._link = None
         self._set_problem(reason)
 
     def _set_problem(self, reason: str) -> None:
@@ -401,6 +521,7 @@ class Bridge:
             self._publish_stats()
             return
         old = self._link
+        log.info("swapped to %s: forwarding %s", link.endpoint, channels)
         self._adopt(link, channels)
         self._counters.swaps += 1
         report.update(ok=True, finalize=self._finalize(old) if old is not None else None)
@@ -444,6 +565,8 @@ class Bridge:
             quotes_in=self._received + (0 if self._ring is None else self._ring.received),
             ignored=self._ignored,
             rejected=self._rejected,
+            suspect=self._suspect,
+            max_price_jump_pct=self._band.max_jump_pct,
             pending=len(self._inbox),
             overflow=self._inbox.overflow.value,
             max_pending=self._inbox.capacity,
@@ -467,10 +590,16 @@ class Bridge:
         try:
             state = self._link.state()
             json.dumps(state, allow_nan=False)
-            self._algo_state = state
         except (TypeError, ValueError) as exc:
             self._algo_state = {"error": f"state() is not JSON-safe: {exc}"}
+            return
         except AlgorithmUnavailable as exc:
             self._lose_link(exc.reason)
+            return
         except AlgorithmError as exc:
             self._algo_state = {"error": exc.reason}
+            return
+        if state.get("initialized") is False:  # a new server process: initialise it again
+            self._lose_link("the algorithm is not initialized (a new server process?)")
+            return
+        self._algo_state = state

@@ -11,17 +11,24 @@ import click
 from algos.server import heartbeat_option, params_option
 from bridge._bridge import Bridge
 from bridge._config import BridgeConfig
-from bridge._control import request_swap, set_kill_switch
+from bridge._control import RPC_FORMS, request_swap, set_kill_switch, validate_rpc_address
 from bridge._overflow import Overflow
 from bridge._risk import RiskLimits
-from broker import MqttSettings, mqtt_option, validate_name
+from broker import MqttSettings, mqtt_option, price_band_option, validate_name
 from tickbus.errors import ConfigError, RingError, SwapFailed
 from tickbus.metrics import metrics_endpoint, metrics_options
 
 
 @click.command(name="bridge")
 @mqtt_option
-@click.option("--rpc", required=True, metavar="tcp://HOST:PORT", help="The algorithm server.")
+@click.option(
+    "--rpc",
+    required=True,
+    metavar="tcp://HOST:PORT",
+    callback=lambda _ctx, _param, value: _rpc_address(value),
+    help=f"The algorithm server's zerorpc address: {RPC_FORMS}, as `tickbus algo serve "
+    "--addr` printed it.",
+)
 @click.option(
     "--name",
     required=True,
@@ -106,6 +113,7 @@ from tickbus.metrics import metrics_endpoint, metrics_options
     type=click.FloatRange(min=0, min_open=True),
     help="Most orders let through in any one-second window.",
 )
+@price_band_option("the bridge")
 @metrics_options
 def bridge_command(
     mqtt: MqttSettings,
@@ -124,6 +132,7 @@ def bridge_command(
     max_order_notional: float | None,
     max_position: int | None,
     max_orders_per_s: float | None,
+    max_price_jump_pct: float,
     metrics_port: int | None,
     metrics_addr: str | None,
 ) -> None:
@@ -135,11 +144,15 @@ def bridge_command(
     the order schema and the risk limits (--max-*, --risk-limits) and the kill
     switch (`tickbus risk kill`); a refused order goes to orders/NAME/rejected
     with its reason. Fills on fills/NAME, and execution's rejections, go back
-    to the algorithm with fill(). Bad payloads go to deadletter/bridge.
+    to the algorithm with fill(). Bad payloads, and quotes beyond the price
+    band (--max-price-jump-pct), go to deadletter/bridge with the reason.
 
     If the algorithm dies, the bridge keeps the quotes (up to --max-pending,
     then --overflow applies) and the fills, reports "degraded" on
-    status/bridge/NAME, and re-initialises the server when it is back. `tickbus swap` points it at
+    status/bridge/NAME, and re-initialises the server when it is back. If the
+    algorithm raises instead, or answers nonsense, the batch goes to
+    deadletter/bridge with the algorithm's error (counted as algo_errors,
+    last_algo_error) and the next quotes go on. `tickbus swap` points it at
     another server while quotes keep flowing.
 
     With --metrics-port it serves Prometheus metrics: the status counters,
@@ -168,6 +181,7 @@ def bridge_command(
             max_batch=max_batch,
             coalesce=coalesce_ms / 1000,
             risk=limits,
+            max_price_jump_pct=max_price_jump_pct,
             metrics=metrics_endpoint(metrics_port, metrics_addr),
         )
         Bridge(config).run()
@@ -178,7 +192,13 @@ def bridge_command(
 @click.command(name="swap")
 @mqtt_option
 @click.option("--bridge", "bridge_name", required=True, help="The bridge's --name.")
-@click.option("--rpc", required=True, metavar="tcp://HOST:PORT", help="The new algorithm server.")
+@click.option(
+    "--rpc",
+    required=True,
+    metavar="tcp://HOST:PORT",
+    callback=lambda _ctx, _param, value: _rpc_address(value),
+    help=f"The new algorithm server's zerorpc address: {RPC_FORMS}.",
+)
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0.1),
@@ -203,6 +223,10 @@ def swap_command(
     algorithm starts from the old one's portfolio (cash, positions, PnL) instead
     of fresh cash. Prints the old algorithm's final state; exits non-zero if the
     bridge kept its old algorithm (and says why).
+
+    Refused at once, with nothing sent, when no bridge named --bridge has
+    ever reported on the broker (the message lists those that have) or when
+    its status is offline (start it with the new --rpc instead).
     """
     try:
         report = request_swap(
@@ -246,10 +270,12 @@ def kill_command(mqtt: MqttSettings, bridge_name: str, reason: str, timeout: flo
 
     Quotes keep flowing to the algorithm; its orders go to orders/NAME/rejected
     with the reason. The switch is retained on control/bridge/NAME, so it holds
-    across a bridge restart, until `tickbus risk lift`.
+    across a bridge restart, until `tickbus risk lift`. A bridge that never
+    reported on the broker is refused (the message lists those that did); for
+    an offline one the switch is retained and applies when it restarts.
     """
-    _set_switch(mqtt, bridge_name, reason, timeout)
-    click.echo(f"bridge {bridge_name}: kill switch on ({reason})")
+    if _set_switch(mqtt, bridge_name, reason, timeout):
+        click.echo(f"bridge {bridge_name}: kill switch on ({reason})")
 
 
 @risk_group.command(name="lift")
@@ -257,16 +283,45 @@ def kill_command(mqtt: MqttSettings, bridge_name: str, reason: str, timeout: flo
 @click.option("--bridge", "bridge_name", required=True, help="The bridge's --name.")
 @_confirm_timeout
 def lift_command(mqtt: MqttSettings, bridge_name: str, timeout: float) -> None:
-    """Let the bridge's algorithm trade again (every order still checked against the limits)."""
-    _set_switch(mqtt, bridge_name, None, timeout)
-    click.echo(f"bridge {bridge_name}: kill switch lifted")
+    """Let the bridge's algorithm trade again (every order still checked against the limits).
+
+    Like kill: refused for a bridge that never reported; retained for an offline one.
+    """
+    if _set_switch(mqtt, bridge_name, None, timeout):
+        click.echo(f"bridge {bridge_name}: kill switch lifted")
 
 
-def _set_switch(mqtt: MqttSettings, bridge_name: str, reason: str | None, timeout: float) -> None:
+def _set_switch(mqtt: MqttSettings, bridge_name: str, reason: str | None, timeout: float) -> bool:
+    """Send the switch; True once the bridge confirmed it, False when it is offline (said here)."""
+    name = _bridge_name(bridge_name)
     try:
-        set_kill_switch(mqtt, bridge=validate_name(bridge_name), reason=reason, timeout=timeout)
+        confirmed = set_kill_switch(mqtt, bridge=name, reason=reason, timeout=timeout)
     except ConfigError as exc:
         raise click.ClickException(exc.reason) from exc
+    if confirmed is None:
+        what = "kill switch" if reason is not None else "lift of the kill switch"
+        click.echo(
+            f"bridge {name} is offline: the {what} is retained on control/bridge/{name} "
+            "and applies when it restarts"
+        )
+        return False
+    return True
+
+
+def _bridge_name(name: str) -> str:
+    """`name` as a valid topic level, or a usage error naming --bridge."""
+    try:
+        return validate_name(name)
+    except ConfigError as exc:
+        raise click.BadParameter(exc.reason, param_hint="'--bridge'") from None
+
+
+def _rpc_address(value: str) -> str:
+    """--rpc, checked by `validate_rpc_address`; a usage error before anything starts."""
+    try:
+        return validate_rpc_address(value)
+    except ConfigError as exc:
+        raise click.BadParameter(exc.reason) from None
 
 
 def _parse_source(value: str) -> str | None:

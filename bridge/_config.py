@@ -9,7 +9,7 @@ from typing import Any
 from algos.server import DEFAULT_HEARTBEAT_S
 from bridge._overflow import Overflow
 from bridge._risk import RiskLimits
-from broker import MqttSettings
+from broker import DEFAULT_MAX_PRICE_JUMP_PCT, MqttSettings
 from tickbus.metrics import MetricsEndpoint
 
 
@@ -39,6 +39,10 @@ class BridgeConfig:
             start of one ``events`` call to the next (0.002): quotes gather
             into fewer, larger calls. A lone quote never waits.
         risk: The pre-trade limits every order must pass (none by default).
+        max_price_jump_pct: A quote further than this (percent) from its
+            symbol's recent price is suspect: dead-lettered, never delivered
+            (`broker.PriceBand`; default `DEFAULT_MAX_PRICE_JUMP_PCT`). None
+            or 0 turns the filter off.
         stats_interval: Seconds between status messages with counters (1.0).
         retry_interval: Seconds between attempts to reach a lost algorithm (0.5).
         metrics: Serve Prometheus metrics there; None (the default) serves none.
@@ -56,6 +60,7 @@ class BridgeConfig:
     max_batch: int = 5_000
     coalesce: float = 0.002
     risk: RiskLimits = field(default_factory=RiskLimits)
+    max_price_jump_pct: float | None = DEFAULT_MAX_PRICE_JUMP_PCT
     stats_interval: float = 1.0
     retry_interval: float = 0.5
     metrics: MetricsEndpoint | None = None

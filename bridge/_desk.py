@@ -38,6 +38,7 @@ from broker import (
     Quote,
     decode_report,
     encode_order,
+    fills_topic,
     orders_topic,
     parse_order,
     rejected_order_id,
@@ -45,6 +46,7 @@ from broker import (
     rejection_notice,
 )
 from tickbus.errors import AlgorithmError, OrderRejected
+from tickbus.logs import LogThrottle
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +85,8 @@ class OrderDesk:
         name: The bridge's name (the orders' ``algo``).
         gate: The risk gate every valid order must pass.
         bus: Where orders and rejection notices are published.
-        dead_letter: Called with (reason, payload) for what cannot go anywhere else.
+        dead_letter: Called with (reason, topic, payload) for what cannot go
+            anywhere else; the topic is where it came from or was headed.
     """
 
     def __init__(
@@ -91,7 +94,7 @@ class OrderDesk:
         name: str,
         gate: RiskGate,
         bus: BusClient,
-        dead_letter: Callable[[str, bytes], None],
+        dead_letter: Callable[[str, str, bytes], None],
     ) -> None:
         self.gate = gate
         self.counters = DeskCounters()
@@ -100,6 +103,9 @@ class OrderDesk:
         self._dead_letter = dead_letter
         self._orders_topic = orders_topic(name)
         self._rejected_topic = rejected_orders_topic(name)
+        self._fills_topic = fills_topic(name)
+        self._refusal_log = LogThrottle(log, level=logging.INFO)
+        self._report_log = LogThrottle(log)
         self._last_prices: dict[str, float] = {}
         self._pending: deque[Report] = deque()
 
@@ -135,6 +141,7 @@ class OrderDesk:
                 self.counters.bad_orders += 1
                 self._dead_letter(
                     f"algorithm returned a bad order: not an object but {type(order).__name__}",
+                    self._orders_topic,
                     repr(order).encode()[:4096],
                 )
                 continue
@@ -192,9 +199,10 @@ class OrderDesk:
                 link.fill(report.body)
             except AlgorithmError as exc:
                 self.counters.fill_errors += 1
-                log.warning("the algorithm refused a report: %s", exc.reason)
+                self._report_log.log("the algorithm refused a report: %s", exc.reason)
+                topic = self._rejected_topic if REJECTED_KEY in report.body else self._fills_topic
                 self._dead_letter(
-                    f"the algorithm refused it: {exc.reason}", repr(report.body).encode()
+                    f"the algorithm refused it: {exc.reason}", topic, repr(report.body).encode()
                 )
             else:
                 if REJECTED_KEY not in report.body:
@@ -202,7 +210,7 @@ class OrderDesk:
             self._pending.popleft()
 
     def _refuse(self, order: Mapping[str, Any], reason: str) -> None:
-        log.info("refused an order of %s: %s", self._name, reason)
+        self._refusal_log.log("refused an order of %s: %s", self._name, reason)
         self.counters.orders_rejected += 1
         self._bus.publish_json(
             self._rejected_topic, rejection_notice(order, reason, by=REJECTED_BY_BRIDGE), qos=1

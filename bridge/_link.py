@@ -2,9 +2,11 @@
 
 zerorpc failures are translated into two exceptions the bridge acts on:
 `AlgorithmUnavailable` (no answer: the server is down, unreachable or lost;
-the bridge keeps the quotes and reconnects) and `AlgorithmError` (the
-algorithm's own code raised; the batch is dead-lettered and the bridge goes
-on).
+the bridge keeps the quotes and reconnects), its subclass
+`AlgorithmNotInitialized` (the server answers, but has lost its
+initialisation: the bridge initialises it again) and `AlgorithmError` (the
+algorithm's own code raised or answered nonsense; the batch is dead-lettered
+and the bridge goes on).
 """
 
 from __future__ import annotations
@@ -16,7 +18,12 @@ import zerorpc
 import zmq
 
 from broker import Quote
-from tickbus.errors import AlgorithmError, AlgorithmUnavailable, NotInitialized
+from tickbus.errors import (
+    AlgorithmError,
+    AlgorithmNotInitialized,
+    AlgorithmUnavailable,
+    NotInitialized,
+)
 
 _NO_ANSWER = (zerorpc.LostRemote, zerorpc.TimeoutExpired, zmq.ZMQError)
 
@@ -121,8 +128,7 @@ class AlgorithmLink:
             return self._client(method, *args)
         except zerorpc.RemoteError as exc:
             if exc.name == NotInitialized.__name__:
-                # A new server process on the same address: it lost its state.
-                raise AlgorithmUnavailable(self.endpoint, f"{method}: {exc.msg}") from exc
+                raise AlgorithmNotInitialized(self.endpoint, f"{method}: {exc.msg}") from exc
             raise AlgorithmError(self.endpoint, f"{method} raised {exc.name}: {exc.msg}") from exc
         except _NO_ANSWER as exc:
             raise AlgorithmUnavailable(self.endpoint, f"{method}: {exc!r}") from exc

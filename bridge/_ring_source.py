@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from collections.abc import Callable
 
-from bridge._inbox import Inbox
 from bridge._overflow import Entry
 from broker import quote_topic
 from ring import RingReader
@@ -18,7 +17,7 @@ POLL_TIMEOUT_S = 0.1
 
 
 class RingSource:
-    """Reads every new tick of a ring and hands it to the inbox as a quote on ``quotes/<SID>``.
+    """Reads every new tick of a ring and hands it on as a quote on ``quotes/<SID>``.
 
     The reader starts at the ring's newest tick when the source is made (so
     quotes that arrive while the bridge connects to its algorithm are kept in
@@ -27,13 +26,18 @@ class RingSource:
     then routes quotes by its algorithm's channels, with the same MQTT
     wildcard rules as for quotes from the broker.
 
+    Args:
+        name: The ring's name or path.
+        deliver: Called in the source's thread with each batch of entries
+            read (the bridge filters them, then puts them in its inbox).
+
     Raises:
         RingError: No such ring, or not a ring of this layout.
     """
 
-    def __init__(self, name: str, inbox: Inbox[Any]) -> None:
+    def __init__(self, name: str, deliver: Callable[[list[Entry]], None]) -> None:
         self._reader = RingReader(name)
-        self._inbox = inbox
+        self._deliver = deliver
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ring-source", daemon=True)
         self._topics: dict[str, str] = {}
@@ -73,7 +77,7 @@ class RingSource:
         entries: list[Entry] = [(self._topic(quote["sid"]), quote) for quote in quotes]
         if entries:
             self.received += len(entries)
-            self._inbox.put_entries(entries)
+            self._deliver(entries)
 
     def _topic(self, sid: str) -> str:
         topic = self._topics.get(sid)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from broker import MqttSettings, mqtt_option, validate_name
+from broker import MqttSettings, mqtt_option, price_band_option, validate_name
 from execution._config import PaperConfig
 from execution._service import run_paper
 from tickbus.errors import ConfigError
@@ -39,6 +39,7 @@ def execution_group() -> None:
     show_default=True,
     help="Seconds a market order waits for a first quote of its symbol before it is rejected.",
 )
+@price_band_option("paper execution")
 @click.option("--name", default="paper", show_default=True, help="Name on status/execution/NAME.")
 @metrics_options
 def paper_command(
@@ -46,6 +47,7 @@ def paper_command(
     slippage_bps: float,
     fee_bps: float,
     quote_timeout: float,
+    max_price_jump_pct: float,
     name: str,
     metrics_port: int | None,
     metrics_addr: str | None,
@@ -62,8 +64,9 @@ def paper_command(
     (QoS 1); an order id seen again is filled once.
 
     Invalid orders, timed-out market orders and orders still waiting at
-    shutdown are sent back on orders/ALGO/rejected with the reason. Bad quotes
-    go to deadletter/execution. Runs until SIGTERM or Ctrl-C; announces itself
+    shutdown are sent back on orders/ALGO/rejected with the reason. Bad quotes,
+    and suspect ones (beyond --max-price-jump-pct), go to deadletter/execution:
+    nothing fills at them. Runs until SIGTERM or Ctrl-C; announces itself
     on status/execution/NAME with counters every second, and with
     --metrics-port serves them as Prometheus metrics.
     """
@@ -74,6 +77,7 @@ def paper_command(
             slippage_bps=slippage_bps,
             fee_bps=fee_bps,
             quote_timeout=quote_timeout,
+            max_price_jump_pct=max_price_jump_pct,
             metrics=metrics_endpoint(metrics_port, metrics_addr),
         )
         run_paper(config)

@@ -6,7 +6,8 @@ Topics:
   is not read back) and quotes on ``quotes`` and ``quotes/#`` (one
   subscription, ``quotes/#``, which covers both);
 * out: fills on ``fills/<algo>`` (QoS 1), rejected orders on
-  ``orders/<algo>/rejected`` (QoS 1), bad quotes and unanswerable orders on
+  ``orders/<algo>/rejected`` (QoS 1), bad quotes, suspect ones (beyond the
+  price band, `broker.PriceBand`) and unanswerable orders on
   ``deadletter/execution``, status on ``status/execution/<name>``.
 
 Threading: paho's network thread calls `_on_message`; the main thread expires
@@ -31,8 +32,10 @@ from broker import (
     REJECTED_BY_EXECUTION,
     BusClient,
     Order,
+    PriceBand,
     decode_order,
     decode_quotes,
+    encode_quote_json,
     fills_topic,
     rejected_orders_topic,
     rejection_notice,
@@ -63,6 +66,7 @@ class _Counters:
     rejected: int = 0
     quotes_in: int = 0
     bad_quotes: int = 0
+    suspect: int = 0
 
 
 def run_paper(config: PaperConfig) -> None:
@@ -111,6 +115,7 @@ class _PaperService:
             quote_timeout=config.quote_timeout,
         )
         self._counters = _Counters()
+        self._band = PriceBand(config.max_price_jump_pct)
         self._lock = Lock()
         self._stopped = False
         self._quote_filters = subscription_filters([QUOTES, f"{QUOTES}/#"])
@@ -210,6 +215,13 @@ class _PaperService:
             return
         self._counters.quotes_in += len(quotes)
         for quote in quotes:
+            suspect = self._band.check(quote["sid"], quote["price"])
+            if suspect is not None:
+                self._counters.suspect += 1
+                self.bus.publish_dead_letter(
+                    COMPONENT, reason=suspect, topic=topic, payload=encode_quote_json(quote)
+                )
+                continue
             for fill in self._book.on_quote(quote):
                 self._publish_fill(fill)
 

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from algos import Algorithm, Order
+from tickbus.errors import NotInitialized
 
 
 class RecordingAlgo(Algorithm):
@@ -100,3 +101,13 @@ class UnsafeOrdersAlgo(RecordingAlgo):
     def events(self, quotes: Sequence[Mapping[str, Any]]) -> list[Order]:
         super().events(quotes)
         return [{1: "not an order"}]  # type: ignore[list-item]
+
+
+class ForgetfulAlgo(Algorithm):
+    """A broken server: its events always answers that it is not initialized."""
+
+    def event(self, quote: Mapping[str, Any]) -> None:
+        return None
+
+    def events(self, quotes: Sequence[Mapping[str, Any]]) -> list[Order]:
+        raise NotInitialized("ForgetfulAlgo forgot its initialize")

@@ -89,7 +89,7 @@ def test_bad_payloads_are_dead_lettered_and_good_ones_delivered(
         start_bridge(procs, mqtt_url, rpc, name, f'channels=["{topic}"]')
         wait_online(rec, name)
         for i in range(50):
-            rec.publish(topic, json.dumps({"sid": sid, "price": 10.0 + i, "ts": i + 1}))
+            rec.publish(topic, json.dumps({"sid": sid, "price": 100.0 + i / 10, "ts": i + 1}))
             rec.publish(topic, bad[i % len(bad)])
         letters = wait_until(
             lambda: (

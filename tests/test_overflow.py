@@ -140,6 +140,7 @@ def test_each_overflow_policy_under_a_slow_algorithm(
     with recorder(mosquitto_port, f"status/bridge/{name}") as rec:
         rpc = serve_algorithm(procs, "tests.algos_for_tests:SlowAlgo", "delay_s=0.02")
         flags = ["--overflow", policy, "--max-pending", str(MAX_PENDING), "--max-batch", "10"]
+        flags += ["--max-price-jump-pct", "0"]  # the prices count quotes: 1, 2, 3...
         start_bridge(procs, mqtt_url, rpc, name, "channels=quotes/#", flags=flags)
         wait_online(rec, name)
         for n in range(PER_SYMBOL):  # ~20x faster than the algorithm takes them
@@ -184,7 +185,7 @@ def test_under_load_calls_start_at_most_every_coalesce_interval(
     name, sid = unique("coalesce"), unique("C").upper()
     with recorder(mosquitto_port, f"status/bridge/{name}") as rec:
         rpc = serve_algorithm(procs, "tests.algos_for_tests:RecordingAlgo")
-        flags = ["--coalesce-ms", "300"]
+        flags = ["--coalesce-ms", "300", "--max-price-jump-pct", "0"]  # prices count quotes
         start_bridge(procs, mqtt_url, rpc, name, f"channels=quotes/{sid}", flags=flags)
         wait_online(rec, name)
         started = time.monotonic()

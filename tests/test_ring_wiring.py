@@ -111,7 +111,9 @@ def test_relay_feeds_two_bridges_with_different_channels(
         wait_online(rec, second)
         for i in range(30):
             sid = ("AAA", "BBB", "CCC")[i % 3]
-            rec.publish(f"{root}/{sid}", json.dumps({"sid": sid, "price": 1.0 + i, "ts": i + 1}))
+            rec.publish(
+                f"{root}/{sid}", json.dumps({"sid": sid, "price": 10.0 + i / 10, "ts": i + 1})
+            )
         rec.publish(f"{root}/AAA", b"not a quote")
         wait_until(lambda: len(algo_state(right)["received"]) == 20, timeout=15, what="20 B/C")
         wait_until(lambda: len(algo_state(left)["received"]) == 10, timeout=15, what="10 A")

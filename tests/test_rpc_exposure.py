@@ -262,7 +262,7 @@ def test_the_bridge_keeps_forwarding_to_an_algorithm_whose_state_is_not_json_saf
         bridge = start_bridge(procs, mqtt_url, rpc, name, f"channels={topic}")
         wait_online(rec, name)
         for i in range(5):
-            rec.publish(topic, json.dumps({"sid": sid, "price": 1.0 + i, "ts": i + 1}))
+            rec.publish(topic, json.dumps({"sid": sid, "price": 1.0 + i / 100, "ts": i + 1}))
 
         def forwarded_since(seconds: float) -> dict[str, Any] | None:
             done = [s for s in rec.json_on(status_topic) if s.get("forwarded") == 5]

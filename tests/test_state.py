@@ -78,7 +78,7 @@ def test_a_server_killed_with_sigkill_restarts_with_the_same_book(
         wait_until(lambda: "serving" in server.log(), timeout=15, what="server")
         start_bridge(procs, mqtt_url, addr, name, f"channels=quotes/{sid}")
         wait_online(rec, name)
-        publish_quotes(rec, sid, [10.0, 11.0, 9.5, 12.0, 12.5])
+        publish_quotes(rec, sid, [10.0, 10.5, 9.8, 10.2, 10.4])
         before = snapshot_when_done(algo_state, addr, 5)
         assert before["positions"], "RandomAlgo with threshold 0 bought"
         server.signal(signal.SIGKILL)

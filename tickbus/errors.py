@@ -84,6 +84,14 @@ class AlgorithmUnavailable(TickbusError):
         return f"algorithm at {self.endpoint}: {self.reason}"
 
 
+class AlgorithmNotInitialized(AlgorithmUnavailable):
+    """An algorithm server answered that it has not been initialised.
+
+    A new server process on the same address lost its state, or an
+    ``initialize`` did not take: the bridge initialises it again.
+    """
+
+
 class AlgorithmError(TickbusError):
     """An algorithm server answered, but its code raised or broke the RPC contract.
 
