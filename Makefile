@@ -9,6 +9,7 @@
 VENV ?= .venv
 PYTHON ?= python3
 ARGS ?=
+TEST_WORKERS ?= 2
 RUNTIME := $(VENV)/.installed-runtime
 # The name it had when every target installed the dev tools, so existing
 # virtualenvs are not installed again.
@@ -34,9 +35,10 @@ $(DEV): pyproject.toml | $(VENV)/bin/python
 up: $(RUNTIME)
 	$(VENV)/bin/tickbus up $(ARGS)
 
-## test: run the test suite against a real mosquitto on a free port
+## test: run the test suite against a real mosquitto on a free port, in
+## TEST_WORKERS processes (pytest-xdist; each has a broker of its own)
 test: $(DEV) system-deps
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS)
 
 ## lint: ruff and mypy, as CI runs them
 lint: $(DEV)

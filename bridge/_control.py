@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from broker import BusClient, MqttSettings, control_topic
+from broker import BusClient, MqttSettings, control_topic, decode_status
 from tickbus.errors import ConfigError, SwapFailed
 
 
@@ -205,11 +205,8 @@ class _BridgeStatuses:
 
     def on_message(self, topic: str, payload: bytes) -> None:
         """Keep the status on ``status/bridge/<name>``; a payload that is not one is ignored."""
-        try:
-            status = json.loads(payload)
-        except (UnicodeDecodeError, ValueError, RecursionError):
-            return
-        if not isinstance(status, dict):
+        status = decode_status(payload)
+        if status is None:
             return
         name = topic.rpartition("/")[2]
         with self._lock:

@@ -39,7 +39,9 @@ here, so feeds, bridges and tools import it instead of spelling it out:
   a port where nothing listens is a `ConfigError` that says why, at once.
   It refuses to start a component whose kind and name a live one already
   uses; `find_live_components` is that check (`LiveComponent`), for tools
-  such as `tickbus up` that look for several at once.
+  such as `tickbus up` that look for several at once. `decode_status` reads a
+  status payload. A component lost without a clean stop has the broker's
+  will as its status: ``offline`` with ``"lost": true``.
 * A local broker: `run_local_broker` (mosquitto, or amqtt when mosquitto is
   not installed), `broker_listening` (anything on the port), `speaks_mqtt`
   (an MQTT broker on the port), `mosquitto_config`, and `broker_command`
@@ -54,7 +56,12 @@ Every other module in the package is private.
 from broker._auth import ACL_FILE, ROLES, BrokerAuth, create_credentials, role_password_file
 from broker._band import DEFAULT_MAX_PRICE_JUMP_PCT, PriceBand, price_band_option
 from broker._cli import broker_command
-from broker._client import BusClient, LiveComponent, find_live_components
+from broker._client import (
+    BusClient,
+    LiveComponent,
+    decode_status,
+    find_live_components,
+)
 from broker._codec import (
     MAX_NUMBER,
     MAX_PAYLOAD_BYTES,
@@ -155,6 +162,7 @@ __all__ = [
     "decode_order",
     "decode_quotes",
     "decode_report",
+    "decode_status",
     "encode_order",
     "encode_quote_json",
     "encode_quotes_msgpack",

@@ -463,6 +463,15 @@ def _set_tcp_nodelay(_client: mqtt.Client, _userdata: Any, sock: Any) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
+def decode_status(payload: bytes) -> dict[str, Any] | None:
+    """The status a ``status/<component>/<name>`` payload carries; None if it is not one."""
+    try:
+        status = json.loads(payload)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    return status if isinstance(status, dict) else None
+
+
 def _dumps(payload: Mapping[str, Any]) -> bytes:
     return json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
 
@@ -565,11 +574,8 @@ class _StatusWatch:
 
     def on_message(self, topic: str, payload: bytes) -> None:
         """Keep the newest status on `topic`; a payload that is not a status is ignored."""
-        try:
-            status = json.loads(payload)
-        except (UnicodeDecodeError, ValueError, RecursionError):
-            return
-        if not isinstance(status, dict):
+        status = decode_status(payload)
+        if status is None:
             return
         with self._changed:
             (self._fresh if self._after_retained else self._retained)[topic] = status

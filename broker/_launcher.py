@@ -165,7 +165,7 @@ def broker_listening(host: str, port: int, timeout: float = 0.5) -> bool:
         return False
 
 
-MQTT_PROBE_TIMEOUT_S = 1.0
+MQTT_PROBE_TIMEOUT_S = 0.5
 """How long `speaks_mqtt` waits for a CONNACK: a local broker answers within milliseconds."""
 
 _CONNACK_HEADER = b"\x20\x02"  # CONNACK, 2 bytes follow (MQTT 3.1.1 and 3.1)

@@ -26,6 +26,18 @@ def mosquitto_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
 
 
 @pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A mosquitto of this test's own, for a test that needs a broker no other test uses.
+
+    Request it before `procs`, so it outlives the processes the test starts.
+    """
+    broker = Mosquitto(tmp_path)
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
 def mqtt_url(mosquitto_port: int) -> str:
     return f"mqtt://127.0.0.1:{mosquitto_port}"
 

@@ -164,6 +164,24 @@ def recorder(port: int, *filters: str) -> Iterator[MqttRecorder]:
         rec.close()
 
 
+def publish_retained(port: int, statuses: dict[str, bytes]) -> None:
+    """Publish ``component/name`` -> payload as retained QoS 1 statuses, as components do."""
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=unique("statuses-"))
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        infos = [
+            client.publish(f"status/{key}", value, qos=1, retain=True)
+            for key, value in statuses.items()
+        ]
+        for info in infos:
+            info.wait_for_publish(10)
+            assert info.is_published()
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
 def serve_algorithm(procs: Processes, spec: str, *params: str, app_dir: str = ".") -> str:
     """Run `tickbus algo serve SPEC` on a free port; returns its address once it serves."""
     addr = f"tcp://127.0.0.1:{free_port()}"

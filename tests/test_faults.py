@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import signal
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,15 +57,6 @@ class MarkingSlowAlgo(RecordingAlgo):
 
 
 # --- helpers ------------------------------------------------------------------------
-
-
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    """A dedicated broker; request it before `procs` so it outlives the processes."""
-    broker = Mosquitto(tmp_path)
-    broker.start()
-    yield broker
-    broker.stop()
 
 
 class QosRecorder(MqttRecorder):

@@ -16,9 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from broker import broker_listening
 from tests.support import (
@@ -26,6 +24,7 @@ from tests.support import (
     Mosquitto,
     Processes,
     free_port,
+    publish_retained,
     recorder,
     serve_algorithm,
     start_bridge,
@@ -361,24 +360,6 @@ def test_status_shows_every_component_online_then_a_stopped_feed_offline(
 
 
 # -- forgetting stopped components ------------------------------------------------------
-
-
-def publish_retained(port: int, statuses: dict[str, bytes]) -> None:
-    """Publish ``component/name`` -> payload as retained QoS 1 statuses, as components do."""
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=unique("statuses-"))
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    try:
-        infos = [
-            client.publish(f"status/{key}", value, qos=1, retain=True)
-            for key, value in statuses.items()
-        ]
-        for info in infos:
-            info.wait_for_publish(10)
-            assert info.is_published()
-    finally:
-        client.disconnect()
-        client.loop_stop()
 
 
 def retained(port: int, *filters: str) -> dict[str, bytes]:

@@ -12,10 +12,7 @@ import sys
 import time
 from typing import Any
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-
-from tests.support import REPO_ROOT, unique
+from tests.support import REPO_ROOT, publish_retained, unique
 from tickbus._view import StatusBoard, render
 
 
@@ -200,24 +197,6 @@ def test_a_bridge_row_names_its_algorithm_class_and_the_line_below_its_address()
 # -- the real command ------------------------------------------------------------------
 
 
-def publish_retained(port: int, statuses: dict[str, dict[str, Any]]) -> None:
-    """Publish ``component/name`` -> status as retained QoS 1 JSON, as components do."""
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=unique("statuses-"))
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    try:
-        infos = [
-            client.publish(f"status/{key}", json.dumps(value), qos=1, retain=True)
-            for key, value in statuses.items()
-        ]
-        for info in infos:
-            info.wait_for_publish(10)
-            assert info.is_published()
-    finally:
-        client.disconnect()
-        client.loop_stop()
-
-
 def last_view(mqtt_url: str, *flags: str) -> list[str]:
     """Run `tickbus view` for a few refreshes; the lines of its last one."""
     args = ["view", "--mqtt", mqtt_url, "--interval", "0.3", "--duration", "1.2", *flags]
@@ -239,20 +218,18 @@ def test_the_view_hides_long_offline_components_and_names_each_algorithm(
 ) -> None:
     swapped, old, recent = unique("swapped"), unique("old"), unique("recent")
     now = time.time()
-    publish_retained(
-        mosquitto_port,
-        {
-            f"bridge/{swapped}": {
-                "state": "online",
-                "ts": now,
-                "forwarded": 12,
-                "rpc": "tcp://127.0.0.1:4243",
-                "algo": {"algorithm": "algos.examples:RandomAlgo", "portfolio": {"cash": 10.0}},
-            },
-            f"bridge/{old}": {"state": "offline", "ts": now - 600, "forwarded": 3},
-            f"bridge/{recent}": {"state": "offline", "ts": now - 5, "forwarded": 4},
+    statuses: dict[str, dict[str, Any]] = {
+        f"bridge/{swapped}": {
+            "state": "online",
+            "ts": now,
+            "forwarded": 12,
+            "rpc": "tcp://127.0.0.1:4243",
+            "algo": {"algorithm": "algos.examples:RandomAlgo", "portfolio": {"cash": 10.0}},
         },
-    )
+        f"bridge/{old}": {"state": "offline", "ts": now - 600, "forwarded": 3},
+        f"bridge/{recent}": {"state": "offline", "ts": now - 5, "forwarded": 4},
+    }
+    publish_retained(mosquitto_port, {k: json.dumps(v).encode() for k, v in statuses.items()})
 
     rows = {line.split()[0]: line.split() for line in last_view(mqtt_url) if line.strip()}
     assert rows[swapped][:3] == [swapped, "online", "12"]
