@@ -76,6 +76,7 @@ _COUNTERS = (
 
 _DEAD_LETTERS = {
     "bad_message": "rejected",  # a quote, control or report payload that does not decode
+    "suspect_price": "suspect",  # a quote beyond the price band
     "algorithm_error": "algo_errors",  # a batch the algorithm raised on
     "refused_report": "fill_errors",  # a fill or rejection the algorithm raised on
 }

@@ -19,6 +19,11 @@ _COUNTERS = (
     ("tickbus_execution_duplicate_orders", "Order ids seen again, not filled twice.", "duplicates"),
     ("tickbus_execution_quotes_received", "Quotes read on quotes and quotes/#.", "quotes_in"),
     ("tickbus_execution_bad_quotes", "Quote payloads sent to deadletter/execution.", "bad_quotes"),
+    (
+        "tickbus_execution_suspect_quotes",
+        "Quotes beyond the price band, sent to deadletter/execution.",
+        "suspect",
+    ),
 )
 
 

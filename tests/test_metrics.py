@@ -86,6 +86,7 @@ def bridge_disagreements(samples: Samples, status: dict[str, Any], name: str) ->
     split = {
         ("tickbus_bridge_dead_letters_total", "cause", "bad_message"): status["rejected"],
         ("tickbus_bridge_dead_letters_total", "cause", "algorithm_error"): status["algo_errors"],
+        ("tickbus_bridge_dead_letters_total", "cause", "suspect_price"): status["suspect"],
         ("tickbus_bridge_reconnects_total", "link", "mqtt"): status["mqtt_reconnects"],
         ("tickbus_bridge_reconnects_total", "link", "algorithm"): status["reconnects"],
     }
@@ -172,6 +173,7 @@ EXECUTION_FIELDS = {
     "tickbus_execution_duplicate_orders_total": "duplicates",
     "tickbus_execution_quotes_received_total": "quotes_in",
     "tickbus_execution_bad_quotes_total": "bad_quotes",
+    "tickbus_execution_suspect_quotes_total": "suspect",
     "tickbus_execution_waiting_orders": "waiting",
 }
 

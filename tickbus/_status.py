@@ -69,12 +69,14 @@ KEY_COUNTERS: Mapping[str, tuple[str, ...]] = {
         "pending",
         "conflated",
         "dropped",
+        "suspect",
         "orders",
         "orders_rejected",
         "fills",
+        "algo_errors",
         "killed",
     ),
-    "execution": ("orders_in", "fills", "rejected", "duplicates", "waiting"),
+    "execution": ("orders_in", "fills", "rejected", "duplicates", "waiting", "suspect"),
     "relay": ("relayed", "rejected", "written"),
 }
 """The counters the table shows per component kind; other kinds show every number."""
