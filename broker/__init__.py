@@ -12,8 +12,9 @@ here, so feeds, bridges and tools import it instead of spelling it out:
 * Quote codec: `decode_quotes` reads JSON or msgpack payloads (full quotes,
   arrays of them, the short form ``{"GOOG": 345.1}``) into validated `Quote`
   dicts and raises `tickbus.errors.QuoteRejected` with a reason for anything
-  else; `parse_quote` validates one mapping; `encode_quote_json` and
-  `encode_quotes_msgpack` write payloads that decode back exactly.
+  else; `parse_quote` validates one mapping, `parse_symbols` a --symbols
+  list; `encode_quote_json` and `encode_quotes_msgpack` write payloads that
+  decode back exactly.
 * Order schema: `decode_order` reads one JSON order into a validated `Order`
   (``id``, ``algo``, ``sid``, ``side``, ``qty``, ``type``, ``ts``, and
   ``limit_price`` for limit orders) and raises `tickbus.errors.OrderRejected`
@@ -72,6 +73,7 @@ from broker._codec import (
     encode_quote_json,
     encode_quotes_msgpack,
     parse_quote,
+    parse_symbols,
 )
 from broker._launcher import (
     LocalBrokerConfig,
@@ -176,6 +178,7 @@ __all__ = [
     "orders_topic",
     "parse_order",
     "parse_quote",
+    "parse_symbols",
     "price_band_option",
     "quote_topic",
     "read_password_file",

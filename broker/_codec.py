@@ -18,7 +18,7 @@ from typing import Any, NotRequired, TypedDict
 
 import msgpack
 
-from tickbus.errors import QuoteRejected
+from tickbus.errors import ConfigError, QuoteRejected
 
 MAX_PAYLOAD_BYTES = 1_048_576
 """Largest payload `decode_quotes` reads; bigger ones are rejected unread."""
@@ -172,6 +172,27 @@ def parse_quote(fields: Mapping[str, Any], *, now: Callable[[], float] = time.ti
     if not isinstance(fields, Mapping):
         raise QuoteRejected(f"a quote must be a mapping, got {_kind(fields)}")
     return _full_quote(fields, now)
+
+
+def parse_symbols(text: str, *, option: str = "--symbols") -> tuple[str, ...]:
+    """A comma-separated list of symbols as typed after `option`, upper-cased, in order.
+
+    Each symbol must be one a quote may carry (``sid``); empty items are skipped.
+
+    Raises:
+        ConfigError: No symbol is given, one is not a valid symbol, or one is
+            given twice; the reason names `option`.
+    """
+    symbols = tuple(s.strip() for s in text.split(",") if s.strip())
+    if not symbols:
+        raise ConfigError(f"{option} needs at least one symbol, e.g. GOOG,AAPL")
+    try:
+        upper = tuple(_symbol(sid, "a symbol") for sid in symbols)
+    except QuoteRejected as exc:
+        raise ConfigError(f"{option}: {exc.reason}") from None
+    if len(set(upper)) != len(upper):
+        raise ConfigError(f"{option} names a symbol twice: {text}")
+    return upper
 
 
 def encode_quote_json(quote: Quote) -> bytes:

@@ -20,8 +20,9 @@ from broker import (
     encode_quote_json,
     encode_quotes_msgpack,
     parse_quote,
+    parse_symbols,
 )
-from tickbus.errors import QuoteRejected
+from tickbus.errors import ConfigError, QuoteRejected
 
 NOW = 1_700_000_000.5
 
@@ -671,3 +672,22 @@ def test_parse_quote_numbers_beyond_float_range() -> None:
         parse_quote({"sid": "A", "price": Fraction(10**400)})
     assert info.value.reason.endswith("is too large, the limit is 1e+12")
     assert parse_quote({"sid": "A", "price": Fraction(1, 4), "ts": np.int64(5)})["price"] == 0.25
+
+
+def test_parse_symbols_upper_cases_and_keeps_order() -> None:
+    assert parse_symbols(" goog, AAPL ,brk.b,") == ("GOOG", "AAPL", "BRK.B")
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        (" , ", "--symbols needs at least one symbol"),
+        ("GOOG,go/og", "--symbols: "),
+        ("GOOG,AAPL,goog", "--symbols names a symbol twice: GOOG,AAPL,goog"),
+        ("X" * 33, "--symbols: "),
+    ],
+)
+def test_parse_symbols_refuses_what_no_quote_could_carry(text: str, reason: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        parse_symbols(text)
+    assert refused.value.reason.startswith(reason)
