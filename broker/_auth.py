@@ -16,7 +16,15 @@ from pathlib import Path
 from broker._secret_file import write_secret_file
 from tickbus.errors import ConfigError
 
-ROLES: tuple[str, ...] = ("feed", "bridge", "execution", "relay", "operator", "viewer")
+ROLES: tuple[str, ...] = (
+    "feed",
+    "bridge",
+    "execution",
+    "relay",
+    "recorder",
+    "operator",
+    "viewer",
+)
 """The MQTT user names: each is a role, whose rights `ACL_FILE` lists under ``user <role>``."""
 
 ACL_FILE = Path(__file__).with_name("acl")

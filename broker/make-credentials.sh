@@ -23,7 +23,7 @@
 set -eu
 umask 077
 
-roles="feed bridge execution relay operator viewer"
+roles="feed bridge execution relay recorder operator viewer"
 dir=${1:?usage: make-credentials.sh DIR}
 passwords="$dir/broker/passwords"
 

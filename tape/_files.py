@@ -4,7 +4,9 @@ Every writer of the tape (the recorder when it rolls a file, ``tickbus data
 import``, ``tickbus data sample``) goes through `write_rows`, so every file
 of a dataset is made the same way: rows split by partition (the UTC date of
 ``ts``), each part sorted by ``ts`` (a reader merges files in time order),
-zstd, statistics on, written under a hidden temporary name, flushed to disk
+zstd, statistics on, the timestamps delta-encoded (sorted ns shrink to a
+few bits each: about 14 bytes a quote instead of 22) and the strings
+dictionary-encoded, written under a hidden temporary name, flushed to disk
 (fsync) and then renamed. A crash leaves either the finished file or a
 hidden temporary one that no reader sees, never half a file.
 """
@@ -18,12 +20,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from tape._schema import COMPRESSION, DATA_SUFFIX, NS_PER_S, SCHEMA, partition_of
+from tape._schema import COMPRESSION, DATA_SUFFIX, DAY_NS, SCHEMA, partition_of
 
 ROW_GROUP_ROWS = 131_072
 """Rows per Parquet row group: what a reader holds in memory per open file."""
 
-_DAY_NS = 86_400 * NS_PER_S
+_DELTA_COLUMNS = {"ts": "DELTA_BINARY_PACKED", "arrival": "DELTA_BINARY_PACKED"}
+_DICTIONARY_COLUMNS = ["sid", "topic"]
 
 
 def write_rows(table: pa.Table, directory: Path, *, writer: str) -> list[Path]:
@@ -47,7 +50,7 @@ def write_rows(table: pa.Table, directory: Path, *, writer: str) -> list[Path]:
         raise ValueError(f"rows must have the tape's schema, got {table.schema}")
     if table.num_rows == 0:
         return []
-    days = pc.divide(table.column("ts").cast(pa.int64()), _DAY_NS)
+    days = pc.divide(table.column("ts").cast(pa.int64()), DAY_NS)
     written = []
     for day in pc.unique(days).to_pylist():
         part = table.filter(pc.equal(days, day))
@@ -68,10 +71,12 @@ def _write_file(part: pa.Table, directory: Path, *, writer: str) -> Path:
         compression=COMPRESSION,
         row_group_size=ROW_GROUP_ROWS,
         write_statistics=True,
+        use_dictionary=_DICTIONARY_COLUMNS,
+        column_encoding=_DELTA_COLUMNS,
     )
-    _fsync(temporary)
+    fsync_path(temporary)
     os.replace(temporary, target)
-    _fsync(folder)
+    fsync_path(folder)
     return target
 
 
@@ -82,7 +87,7 @@ def _new_name(folder: Path, stem: str) -> Path:
     return candidate
 
 
-def _fsync(path: Path) -> None:
+def fsync_path(path: Path) -> None:
     """Flush a file's (or a directory's entries') data to disk."""
     fd = os.open(path, os.O_RDONLY)
     try:

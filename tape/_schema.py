@@ -30,6 +30,9 @@ from broker import Quote
 
 NS_PER_S = 1_000_000_000
 
+DAY_NS = 86_400 * NS_PER_S
+"""Nanoseconds in a day: the span of one ``date=`` partition."""
+
 TIME = pa.timestamp("ns", tz="UTC")
 
 SCHEMA = pa.schema(

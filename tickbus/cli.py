@@ -25,6 +25,7 @@ from broker import (
 from execution import execution_group
 from feeds import feed_group
 from ring import ring_group
+from tape import data_group, record_command
 from tickbus._stack import StackConfig, run_stack
 from tickbus._status import status_command
 from tickbus._view import ViewConfig, run_view
@@ -242,3 +243,5 @@ main.add_command(ring_group)
 main.add_command(execution_group)
 main.add_command(status_command)
 main.add_command(new_group)
+main.add_command(data_group)
+main.add_command(record_command)

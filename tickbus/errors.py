@@ -7,6 +7,8 @@ the transport packages. It imports nothing from tickbus itself.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class TickbusError(Exception):
     """Base class of every error tickbus raises on purpose.
@@ -26,6 +28,23 @@ class ConfigError(TickbusError):
     Attributes:
         reason: What is wrong, in words a user can act on.
     """
+
+
+class TapeError(ConfigError):
+    """A tape dataset cannot be read as asked: nothing in it matches, or a file is unreadable.
+
+    A `ConfigError`, because what fixes it is a different path, symbol or time
+    range on the command line.
+
+    Attributes:
+        path: The dataset's directory, or the file at fault.
+        reason: What was asked and what the dataset holds (its symbols and time
+            range), or why the file cannot be read; it names `path`.
+    """
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(reason)
+        self.path = path
 
 
 class NotInitialized(ConfigError):
