@@ -1,16 +1,19 @@
-"""`tickbus feed synthetic` and `tickbus feed csv`."""
+"""`tickbus feed synthetic`, `tickbus feed csv` and `tickbus feed replay`."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from broker import MqttSettings, mqtt_option, validate_name
+from broker import MqttSettings, mqtt_option, parse_symbols, validate_name
 from feeds._config import CsvFeedConfig, SyntheticFeedConfig, WireFormat
+from feeds._replay import ReplayFeedConfig, run_replay
 from feeds._run import run_csv, run_synthetic
+from tape import parse_time
 from tickbus.errors import ConfigError, RingError
 from tickbus.metrics import metrics_endpoint, metrics_options
 
@@ -40,6 +43,14 @@ def _with_batch_options(function: F) -> F:
         function = option(function)
     return function
 
+
+_speed_option = click.option(
+    "--speed",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="Replay at this multiple of the recorded pace; 0 is as fast as possible.",
+)
 
 _format_option = click.option(
     "--format",
@@ -115,7 +126,7 @@ def synthetic_command(
             ring=ring,
             batch=batch,
             batch_ms=batch_ms,
-            symbols=_parse_symbols(symbols),
+            symbols=parse_symbols(symbols),
             rate=rate,
             count=count,
             seed=seed,
@@ -132,13 +143,7 @@ def synthetic_command(
 @feed_group.command(name="csv")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @mqtt_option
-@click.option(
-    "--speed",
-    type=click.FloatRange(min=0),
-    default=1.0,
-    show_default=True,
-    help="Replay at this multiple of the recorded pace; 0 is as fast as possible.",
-)
+@_speed_option
 @click.option("--name", default=None, help="Name on status/feed/NAME [default: csv-FILESTEM].")
 @_format_option
 @_with_batch_options
@@ -176,10 +181,90 @@ def csv_command(
     click.echo(f"published {published} quotes, rejected {rejected} rows", err=True)
 
 
-def _parse_symbols(text: str) -> tuple[str, ...]:
-    symbols = tuple(s.strip().upper() for s in text.split(",") if s.strip())
-    if not symbols:
-        raise ConfigError("--symbols needs at least one symbol, e.g. GOOG,AAPL")
-    for sid in symbols:
-        validate_name(sid)
-    return symbols
+def _parse_time(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> datetime | float | None:
+    """Click callback for --start/--end: `tape.parse_time`, or a usage error that says why."""
+    if value is None:
+        return None
+    try:
+        return parse_time(value)
+    except ConfigError as exc:
+        raise click.BadParameter(exc.reason, ctx=ctx, param=param) from exc
+
+
+_TIME_HELP = (
+    "ISO 8601 (2026-12-03, 2026-12-03T14:30:00; UTC unless an offset is given) or epoch seconds."
+)
+
+
+@feed_group.command(name="replay")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@mqtt_option
+@_speed_option
+@click.option(
+    "--symbols",
+    default=None,
+    help="Comma-separated symbols to replay, case-insensitive [default: every symbol].",
+)
+@click.option(
+    "--start",
+    default=None,
+    metavar="TIME",
+    callback=_parse_time,
+    help=f"Replay quotes from this time on (inclusive): {_TIME_HELP}",
+)
+@click.option(
+    "--end",
+    default=None,
+    metavar="TIME",
+    callback=_parse_time,
+    help=f"Replay quotes before this time (exclusive): {_TIME_HELP}",
+)
+@click.option("--name", default=None, help="Name on status/feed/NAME [default: replay-DIRNAME].")
+@_format_option
+@_with_batch_options
+@metrics_options
+def replay_command(
+    directory: Path,
+    mqtt: MqttSettings,
+    speed: float,
+    symbols: str | None,
+    start: datetime | float | None,
+    end: datetime | float | None,
+    name: str | None,
+    wire_format: WireFormat,
+    batch: int,
+    batch_ms: float,
+    metrics_port: int | None,
+    metrics_addr: str | None,
+) -> None:
+    """Replay a recorded dataset (a tape directory) onto quotes/<SYMBOL>, in time order.
+
+    Quotes of every file and symbol are merged by their recorded ts (ties: by
+    file, then row) and sent at --speed times the recorded pace, with the ts
+    they were recorded with. --symbols, --start and --end select what to send;
+    a selection with nothing in it fails at once and says what the dataset
+    holds. Announces itself on status/feed/NAME (retained online, offline as
+    its will, counters every second); stops cleanly on SIGTERM or Ctrl-C.
+    For example: tickbus feed replay data/ticks --symbols goog --start
+    2026-12-03T14:30 --end 2026-12-04 --speed 10
+    """
+    try:
+        config = ReplayFeedConfig(
+            mqtt=mqtt,
+            path=directory,
+            speed=speed,
+            symbols=None if symbols is None else parse_symbols(symbols),
+            start=start,
+            end=end,
+            name=validate_name(name or f"replay-{directory.resolve().name}"),
+            wire_format=wire_format,
+            batch=batch,
+            batch_ms=batch_ms,
+            metrics=metrics_endpoint(metrics_port, metrics_addr),
+        )
+        published = run_replay(config)
+    except ConfigError as exc:
+        raise click.ClickException(exc.reason) from exc
+    click.echo(f"published {published} quotes", err=True)
