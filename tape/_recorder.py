@@ -264,8 +264,12 @@ class _Recorder:
         self.publish_stats()
 
     def publish_stats(self) -> None:
-        """Publish the counters (``online``; the bus client ends with ``offline`` and them)."""
-        self.bus.publish_status("online", **self.stats())
+        """Publish the counters: ``degraded`` while rows wait for a failed write to succeed.
+
+        ``online`` otherwise; the bus client ends with ``offline`` and the counters.
+        """
+        state = "degraded" if self._backlog or self._broken else "online"
+        self.bus.publish_status(state, **self.stats())
 
     def stats(self) -> dict[str, Any]:
         """The counters; any thread may read them (the metrics server does)."""

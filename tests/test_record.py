@@ -412,3 +412,32 @@ def test_a_ring_is_recorded_with_its_topics_and_metrics(
     rows = rows_by_key(read_dataset(out))
     assert len(rows) == final["quotes"] == final["rows_written"] >= 100
     assert {(r["sid"], r["topic"]) for r in rows.values()} == {(sid, f"quotes/{sid}")}
+
+
+def test_a_failing_journal_write_degrades_the_recorder_and_loses_nothing(
+    mosquitto_port: int, mqtt_url: str, procs: Processes, tmp_path: Path
+) -> None:
+    name, sid = unique("recfail"), unique("RF").upper()
+    out = tmp_path / "data"
+    quotes = [{"sid": sid, "price": 10.0 + i, "ts": 1764770000.0 + i} for i in range(20)]
+    with recorder(mosquitto_port, f"status/recorder/{name}") as rec:
+        proc = start_recorder(procs, mqtt_url, out, name, [f"quotes/{sid}"], "--flush-s", "0.2")
+        wait_status(rec, name, "the recorder subscribed", quotes=0)
+        blocker = journal_path(out, name)
+        blocker.mkdir()  # a directory where the journal file must go: every append fails
+        rec.publish(f"quotes/{sid}", encode_quotes_msgpack(quotes[:10]))  # type: ignore[arg-type]
+        wait_status(
+            rec, name, "degraded by the failed writes", state="degraded", pending=0,
+            write_errors=lambda n: n >= 1,
+        )  # fmt: skip
+        blocker.rmdir()
+        rec.publish(f"quotes/{sid}", encode_quotes_msgpack(quotes[10:]))  # type: ignore[arg-type]
+        wait_status(
+            rec, name, "online again, every row journalled", state="online", journal_rows=20
+        )
+        proc.signal(signal.SIGTERM)
+        assert exits_within(proc, EXIT_WITHIN_S) == 0
+        final = wait_status(rec, name, "the final status", state="offline")
+    assert final["rows_written"] == 20 and final["write_errors"] >= 1
+    table = read_dataset(out).sort_by("ts")
+    assert table.column("price").to_pylist() == [q["price"] for q in quotes]

@@ -122,6 +122,18 @@ def test_the_table_shows_key_counters_per_kind_reasons_and_a_summary() -> None:
                 rpc="tcp://x:1",
             ),
             "status/feed/f": payload(state="online", ts=NOW, published=7, dropped=0, ring=None),
+            "status/recorder/t": payload(
+                state="online",
+                ts=NOW,
+                quotes=9,
+                rows_written=5,
+                files=1,
+                pending=4,
+                dead_letters=0,
+                write_errors=0,
+                bytes=512,
+                torn=0,
+            ),
             "status/robot/r": payload(state="online", ts=NOW, pid=42, moves=3, label="x"),
         },
         now=NOW,
@@ -146,8 +158,12 @@ def test_the_table_shows_key_counters_per_kind_reasons_and_a_summary() -> None:
     ]
     assert lines[2].split() == ["!", "algorithm", "lost"]
     assert lines[3].split() == ["feed", "f", "online", "0.0s", "published=7", "dropped=0"]
-    assert lines[4].split() == ["robot", "r", "online", "0.0s", "moves=3"], "unknown kinds: numbers"
-    assert lines[-1] == "3 components: 1 degraded, 2 online"
+    assert lines[4].split() == [
+        "recorder", "t", "online", "0.0s", "quotes=9", "rows_written=5", "files=1", "pending=4",
+        "dead_letters=0", "write_errors=0",
+    ]  # fmt: skip
+    assert lines[5].split() == ["robot", "r", "online", "0.0s", "moves=3"], "unknown kinds: numbers"
+    assert lines[-1] == "4 components: 1 degraded, 3 online"
 
 
 def test_offline_components_older_than_forget_after_are_split_off() -> None:

@@ -78,6 +78,7 @@ KEY_COUNTERS: Mapping[str, tuple[str, ...]] = {
     ),
     "execution": ("orders_in", "fills", "rejected", "duplicates", "waiting", "suspect"),
     "relay": ("relayed", "rejected", "written"),
+    "recorder": ("quotes", "rows_written", "files", "pending", "dead_letters", "write_errors"),
 }
 """The counters the table shows per component kind; other kinds show every number."""
 
