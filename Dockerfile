@@ -18,3 +18,6 @@ RUN pip install --no-cache-dir .
 RUN useradd --create-home --uid 10001 tickbus
 USER tickbus
 WORKDIR /home/tickbus
+# The recorder's dataset: made here, so a new named volume mounted on it
+# belongs to tickbus.
+RUN mkdir tape

@@ -45,6 +45,7 @@ PYTHON_SERVICES = (
     "algo-sma",
     "bridge-random",
     "bridge-sma",
+    "recorder",
     "view",
 )
 TOOL_SERVICES = ("operator",)
@@ -196,7 +197,19 @@ def test_each_service_logs_in_as_its_role_with_only_its_password(
         assert mounts(service)[CREDENTIALS_MOUNT] == made[f"{CREDENTIALS_MOUNT}/{role}"], name
         assert len(set(mounts(service).values()) & set(made.values())) == 1, name
         roles_used.add(role)
-    assert roles_used == {"feed", "execution", "bridge", "viewer", "operator"}
+    assert roles_used == {"feed", "execution", "bridge", "recorder", "viewer", "operator"}
+
+
+def test_the_recorder_keeps_its_dataset_on_a_volume_the_image_made_its_own(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
+    command = services["recorder"]["command"]
+    out = command[command.index("--out") + 1]
+    volume = mounts(services["recorder"])[f"/home/tickbus/{out}"]
+    assert volume in compose["volumes"], "a named volume: the dataset outlives the container"
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text()
+    assert "WORKDIR /home/tickbus" in dockerfile and f"RUN mkdir {out}" in dockerfile
+    assert dockerfile.index("USER tickbus") < dockerfile.index(f"RUN mkdir {out}")
 
 
 def test_the_roles_agree_between_acl_script_and_code() -> None:

@@ -124,3 +124,22 @@ def test_the_readme_algorithm_serves_trades_and_swaps(
     assert orders[0]["qty"] == int(50_000 * 0.1 / 98)
     assert swapped.returncode == 0, swapped.stderr
     assert f"now forwards to {new_addr}" in swapped.stdout
+
+
+def test_the_readme_tape_example_runs_on_the_sample(tmp_path: Path) -> None:
+    example = next(block for block in code_blocks() if "tape.read_quotes(" in block)
+    sample = subprocess.run(
+        [sys.executable, "-m", "tickbus", "data", "sample", "--out", "data/sample"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert sample.returncode == 0, sample.stderr
+    ran = subprocess.run(
+        [sys.executable, "-c", example], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert ran.returncode == 0, ran.stderr
+    promised = re.search(r"print\(next\(quotes\)\)  # (\{.*), \.\.\.\}", example)
+    assert promised is not None
+    assert ran.stdout.startswith(promised.group(1)), (ran.stdout, promised.group(1))
