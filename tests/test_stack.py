@@ -130,7 +130,7 @@ def test_up_with_auth_logs_every_process_in_as_its_role(procs: Processes, tmp_pa
     credentials = logs / "credentials"
     assert sorted(p.name for p in credentials.glob("*.password")) == [
         f"{role}.password"
-        for role in ("bridge", "execution", "feed", "operator", "relay", "viewer")
+        for role in ("bridge", "execution", "feed", "operator", "recorder", "relay", "viewer")
     ]
     assert all(p.stat().st_mode & 0o777 == 0o600 for p in credentials.glob("*.password"))
     assert "Not authorized" not in "".join(p.read_text() for p in logs.glob("*.log"))
