@@ -244,30 +244,50 @@ def _select(table: pa.Table, selection: _Selection) -> pa.Table:
 
 
 def _to_python(table: pa.Table) -> tuple[np.ndarray[Any, np.dtype[np.int64]], list[Quote]]:
-    """The ns and quotes of `table`'s rows, column by column, not through pyarrow scalars."""
+    """The ns and quotes of `table`'s rows, column by column, not through pyarrow scalars.
+
+    Quotes are built in one comprehension when every row has the same keys
+    (all of bid/ask/size, or none): a dict built whole costs about half of
+    one grown key by key, and this is the reader's hot loop.
+    """
     ns = table.column("ts").cast(pa.int64()).to_numpy()
+    sids = _symbols(table.column("sid"))
+    prices = _floats(table.column("price"))
     seconds = seconds_array(ns).tolist()
+    optional = {
+        key: table.column(key)
+        for key in OPTIONAL_COLUMNS
+        if key in table.column_names and table.column(key).null_count < table.num_rows
+    }
+    if not optional:
+        return ns, [
+            {"sid": sid, "price": price, "ts": ts}
+            for sid, price, ts in zip(sids, prices, seconds, strict=True)
+        ]
+    if len(optional) == len(OPTIONAL_COLUMNS) and not any(c.null_count for c in optional.values()):
+        bids, asks, sizes = (_floats(optional[key]) for key in OPTIONAL_COLUMNS)
+        return ns, [
+            {"sid": sid, "price": price, "ts": ts, "bid": bid, "ask": ask, "size": size}
+            for sid, price, ts, bid, ask, size in zip(
+                sids, prices, seconds, bids, asks, sizes, strict=True
+            )
+        ]
     quotes: list[Quote] = [
         {"sid": sid, "price": price, "ts": ts}
-        for sid, price, ts in zip(
-            table.column("sid").to_pylist(), _floats(table.column("price")), seconds, strict=True
-        )
+        for sid, price, ts in zip(sids, prices, seconds, strict=True)
     ]
-    for key in OPTIONAL_COLUMNS:
-        if key not in table.column_names:
-            continue
-        column = table.column(key)
-        if column.null_count == len(column):
-            continue
-        values = _floats(column)
-        if column.null_count == 0:
-            for quote, value in zip(quotes, values, strict=True):
+    for key, column in optional.items():
+        for quote, value in zip(quotes, _floats(column), strict=True):
+            if value is not None:
                 quote[key] = value  # type: ignore[literal-required]
-        else:
-            for quote, value in zip(quotes, values, strict=True):
-                if value is not None:
-                    quote[key] = value  # type: ignore[literal-required]
     return ns, quotes
+
+
+def _symbols(column: pa.ChunkedArray) -> list[str]:
+    """The ``sid`` column as Python strings, one object per distinct symbol."""
+    encoded = pc.dictionary_encode(column).combine_chunks()
+    names: list[str] = encoded.dictionary.to_pylist()
+    return [names[i] for i in encoded.indices.to_numpy().tolist()]
 
 
 def _floats(column: pa.ChunkedArray) -> list[Any]:
