@@ -50,7 +50,6 @@ from bridge._link import AlgorithmLink
 from bridge._metrics import BridgeMetrics
 from bridge._overflow import Entry
 from bridge._ring_source import RingSource
-from bridge._risk import RiskGate
 from broker import (
     BusClient,
     PriceBand,
@@ -64,6 +63,7 @@ from broker import (
     topic_matches,
     validate_filter,
 )
+from risk import RiskGate
 from tickbus.errors import (
     AlgorithmError,
     AlgorithmNotInitialized,

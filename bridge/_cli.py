@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import click
@@ -13,8 +12,8 @@ from bridge._bridge import Bridge
 from bridge._config import BridgeConfig
 from bridge._control import RPC_FORMS, request_swap, set_kill_switch, validate_rpc_address
 from bridge._overflow import Overflow
-from bridge._risk import RiskLimits
 from broker import MqttSettings, mqtt_option, price_band_option, validate_name
+from risk import RiskLimits, risk_limit_options
 from tickbus.errors import ConfigError, RingError, SwapFailed
 from tickbus.metrics import metrics_endpoint, metrics_options
 
@@ -90,29 +89,7 @@ from tickbus.metrics import metrics_endpoint, metrics_options
     "algorithm (while the algorithm is down, block drops the oldest). Every quote "
     "conflated or dropped is counted on status/bridge/NAME.",
 )
-@click.option(
-    "--risk-limits",
-    "risk_file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help='Read the limits from a JSON object such as {"max_order_qty": 100, '
-    '"max_position": 1000}; the --max-* flags override it.',
-)
-@click.option("--max-order-qty", type=click.IntRange(min=1), help="Most shares in one order.")
-@click.option(
-    "--max-order-notional",
-    type=click.FloatRange(min=0, min_open=True),
-    help="Most qty * price in one order (the limit price, else the last quote's price).",
-)
-@click.option(
-    "--max-position",
-    type=click.IntRange(min=1),
-    help="Most shares in one symbol, counting every order let through as filled.",
-)
-@click.option(
-    "--max-orders-per-s",
-    type=click.FloatRange(min=0, min_open=True),
-    help="Most orders let through in any one-second window.",
-)
+@risk_limit_options
 @price_band_option("the bridge")
 @metrics_options
 def bridge_command(
@@ -127,11 +104,7 @@ def bridge_command(
     coalesce_ms: float,
     max_pending: int,
     overflow: Overflow,
-    risk_file: Path | None,
-    max_order_qty: int | None,
-    max_order_notional: float | None,
-    max_position: int | None,
-    max_orders_per_s: float | None,
+    risk: RiskLimits,
     max_price_jump_pct: float,
     metrics_port: int | None,
     metrics_addr: str | None,
@@ -159,15 +132,6 @@ def bridge_command(
     and the latency of each events call.
     """
     try:
-        limits = RiskLimits() if risk_file is None else RiskLimits.from_file(risk_file)
-        limits = limits.merged(
-            {
-                "max_order_qty": max_order_qty,
-                "max_order_notional": max_order_notional,
-                "max_position": max_position,
-                "max_orders_per_s": max_orders_per_s,
-            }
-        )
         config = BridgeConfig(
             mqtt=mqtt,
             rpc=rpc,
@@ -180,7 +144,7 @@ def bridge_command(
             overflow=overflow,
             max_batch=max_batch,
             coalesce=coalesce_ms / 1000,
-            risk=limits,
+            risk=risk,
             max_price_jump_pct=max_price_jump_pct,
             metrics=metrics_endpoint(metrics_port, metrics_addr),
         )

@@ -8,8 +8,8 @@ from typing import Any
 
 from algos.server import DEFAULT_HEARTBEAT_S
 from bridge._overflow import Overflow
-from bridge._risk import RiskLimits
 from broker import DEFAULT_MAX_PRICE_JUMP_PCT, MqttSettings
+from risk import RiskLimits
 from tickbus.metrics import MetricsEndpoint
 
 

@@ -1,11 +1,9 @@
 """`OrderDesk`: where an algorithm's orders meet the bus, and its fills come back.
 
-Every order the algorithm returns passes the desk before it is published:
-
-1. it is stamped with the bridge's name (``algo``) and validated against the
-   bus's order schema (`broker.parse_order`);
-2. the `RiskGate` checks it against the limits and the kill switch;
-3. only then is it published on ``orders/<name>`` (QoS 1).
+Every order the algorithm returns passes the desk's `risk.OrderScreen`
+(stamped with the bridge's name, validated against the bus's order schema,
+checked by the `RiskGate` against the limits and the kill switch); only then
+is it published on ``orders/<name>`` (QoS 1).
 
 A refused order is published on ``orders/<name>/rejected`` with its reason
 (``by: "bridge"``), counted, and reported back to the algorithm so that its
@@ -31,7 +29,6 @@ from typing import Any
 
 from algos import REJECTED_KEY
 from bridge._link import AlgorithmLink
-from bridge._risk import RiskGate
 from broker import (
     REJECTED_BY_BRIDGE,
     BusClient,
@@ -40,12 +37,12 @@ from broker import (
     encode_order,
     fills_topic,
     orders_topic,
-    parse_order,
     rejected_order_id,
     rejected_orders_topic,
     rejection_notice,
 )
-from tickbus.errors import AlgorithmError, OrderRejected
+from risk import OrderScreen, Refusal, RiskGate
+from tickbus.errors import AlgorithmError
 from tickbus.logs import LogThrottle
 
 log = logging.getLogger(__name__)
@@ -83,7 +80,7 @@ class OrderDesk:
 
     Args:
         name: The bridge's name (the orders' ``algo``).
-        gate: The risk gate every valid order must pass.
+        gate: The risk gate every valid order must pass (in the desk's `screen`).
         bus: Where orders and rejection notices are published.
         dead_letter: Called with (reason, topic, payload) for what cannot go
             anywhere else; the topic is where it came from or was headed.
@@ -96,6 +93,7 @@ class OrderDesk:
         bus: BusClient,
         dead_letter: Callable[[str, str, bytes], None],
     ) -> None:
+        self.screen = OrderScreen(name, gate)
         self.gate = gate
         self.counters = DeskCounters()
         self._name = name
@@ -106,7 +104,6 @@ class OrderDesk:
         self._fills_topic = fills_topic(name)
         self._refusal_log = LogThrottle(log, level=logging.INFO)
         self._report_log = LogThrottle(log)
-        self._last_prices: dict[str, float] = {}
         self._pending: deque[Report] = deque()
 
     @property
@@ -115,9 +112,8 @@ class OrderDesk:
         return len(self._pending)
 
     def note_prices(self, quotes: Sequence[Quote]) -> None:
-        """Remember each symbol's last price, when a limit needs it (the notional)."""
-        if self.gate.limits.max_order_notional is not None:
-            self._last_prices.update((quote["sid"], quote["price"]) for quote in quotes)
+        """Remember each symbol's last price, for the limits that need it."""
+        self.screen.note_prices(quotes)
 
     def seed(self, state: Mapping[str, Any]) -> None:
         """Start the gate's positions from an algorithm's `state()`: held plus open orders.
@@ -137,27 +133,17 @@ class OrderDesk:
     def submit(self, orders: Sequence[Any]) -> None:
         """Check every order; publish those that pass, refuse the others (see the module doc)."""
         for order in orders:
-            if not isinstance(order, dict):
+            checked = self.screen.check(order)
+            if not isinstance(checked, Refusal):
+                self._bus.publish(self._orders_topic, encode_order(checked), qos=1)
+                self.counters.orders += 1
+                continue
+            if checked.invalid:
                 self.counters.bad_orders += 1
-                self._dead_letter(
-                    f"algorithm returned a bad order: not an object but {type(order).__name__}",
-                    self._orders_topic,
-                    repr(order).encode()[:4096],
-                )
-                continue
-            stamped = {**order, "algo": self._name}
-            try:
-                checked = parse_order(stamped)
-            except OrderRejected as exc:
-                self.counters.bad_orders += 1
-                self._refuse(stamped, f"invalid order: {exc.reason}")
-                continue
-            reason = self.gate.check(checked, self._last_prices.get(checked["sid"]))
-            if reason is not None:
-                self._refuse(checked, reason)
-                continue
-            self._bus.publish(self._orders_topic, encode_order(checked), qos=1)
-            self.counters.orders += 1
+            if checked.order is None:
+                self._dead_letter(checked.reason, self._orders_topic, repr(order).encode()[:4096])
+            else:
+                self._refuse(checked.order, checked.reason)
 
     def report_from(self, topic: str, payload: bytes) -> Report | None:
         """The report a message on ``fills/<name>`` or ``orders/<name>/rejected`` carries.

@@ -1,4 +1,4 @@
-"""The bridge's pre-trade risk gate and its control commands as plain Python, with reasons."""
+"""The risk gate, the order screen and the control commands as plain Python, with reasons."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bridge._control import KillCommand, LiftCommand, SwapCommand, parse_control
-from bridge._risk import RiskGate, RiskLimits
+from risk import OrderScreen, Refusal, RiskGate, RiskLimits
 from tickbus.errors import ConfigError
 
 
@@ -157,3 +157,31 @@ def test_bad_control_commands_are_refused_with_a_reason(payload: bytes, reason: 
     with pytest.raises(ConfigError) as caught:
         parse_control(payload)
     assert reason in caught.value.reason
+
+
+def test_the_screen_stamps_validates_then_asks_the_gate() -> None:
+    screen = OrderScreen("alpha", RiskGate(RiskLimits(max_order_notional=1_000)))
+    placed = order(qty=5, id="o1", ts=1.0)
+    assert screen.check(placed) == Refusal(
+        "no price known for GOOG to check max_order_notional",
+        {**placed, "algo": "alpha", "ts": 1.0},
+        invalid=False,
+    )
+    screen.note_prices([{"sid": "GOOG", "price": 100.0, "ts": 1.0}])
+    assert screen.check(placed) == {**placed, "algo": "alpha"}, "stamped and let through"
+    assert screen.gate.position("GOOG") == 5
+    too_big = screen.check(order(qty=11, id="o2", ts=1.0))
+    assert isinstance(too_big, Refusal) and not too_big.invalid
+    assert too_big.reason == "notional 1100.00 is above max_order_notional 1000"
+
+
+def test_the_screen_refuses_what_breaks_the_order_schema() -> None:
+    screen = OrderScreen("alpha", RiskGate(RiskLimits()))
+    bad = screen.check(order(qty=0, id="o1", ts=1.0))
+    assert isinstance(bad, Refusal) and bad.invalid and bad.reason.startswith("invalid order: ")
+    assert bad.order is not None and bad.order["algo"] == "alpha"
+    not_an_object = screen.check(["GOOG", 10])
+    assert not_an_object == Refusal(
+        "algorithm returned a bad order: not an object but list", None, invalid=True
+    )
+    assert screen.gate.position("GOOG") == 0, "nothing refused is counted"

@@ -1,9 +1,9 @@
-"""Pre-trade risk limits: the checks a bridge applies to every order before it reaches the bus.
+"""Pre-trade risk limits: the checks applied to every order before it reaches execution.
 
-The gate lives in the bridge, outside the algorithm's process, so a broken or
-runaway algorithm cannot skip it. It knows nothing of MQTT: the bridge asks
-`RiskGate.check` about each order and publishes the refused ones with their
-reason.
+Live, the gate runs in the bridge, outside the algorithm's process, so a
+broken or runaway algorithm cannot skip it; the backtester runs the same gate
+in process. It knows nothing of MQTT: the caller asks `RiskGate.check` about
+each order and acts on the refused ones with their reason.
 """
 
 from __future__ import annotations
