@@ -1,5 +1,9 @@
 """Algorithms: the `Algorithm` base class, the `Order` it emits, and how to load one.
 
+`checked_quote` is the quote contract every quote an algorithm receives is
+checked against; `run_of` gives the framework an algorithm's portfolio and
+counters.
+
 A user writes ``initialize(params) -> channels`` and ``event(quote) ->
 orders``, in an `Algorithm` subclass or in a plain class (`PlainAlgorithm`
 adapts it); the framework calls `Algorithm.start`, which prepares the
@@ -13,7 +17,8 @@ algorithms live in the public module `algos.examples`.
 from algos._base import DEFAULT_CHANNELS, REJECTED_KEY, Algorithm
 from algos._loading import AlgorithmFactory, load_algorithm, parse_params
 from algos._plain import PlainAlgorithm
-from algos._run import Order
+from algos._quote import checked_quote
+from algos._run import Order, Run, run_of
 
 __all__ = [
     "DEFAULT_CHANNELS",
@@ -22,6 +27,9 @@ __all__ = [
     "AlgorithmFactory",
     "Order",
     "PlainAlgorithm",
+    "Run",
+    "checked_quote",
     "load_algorithm",
     "parse_params",
+    "run_of",
 ]

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import abc
 import math
-import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 from algos._params import param_float, parse_channels, require_mapping
@@ -107,7 +106,11 @@ class Algorithm(abc.ABC):
         return self._tickbus_run is not None
 
     def start(
-        self, params: Mapping[str, Any], *, snapshot: Mapping[str, Any] | None = None
+        self,
+        params: Mapping[str, Any],
+        *,
+        snapshot: Mapping[str, Any] | None = None,
+        order_ids: Callable[[], str] | None = None,
     ) -> list[str]:
         """Prepare the portfolio and counters, then call the user's `initialize`.
 
@@ -127,6 +130,8 @@ class Algorithm(abc.ABC):
                 the portfolio). It is in place before `initialize` runs; if
                 `initialize` replaces the portfolio (e.g. other sizing), the
                 snapshot is restored into the replacement's sizing and buffer.
+            order_ids: Makes each order's id; None for a uuid4 hex (ids
+                unique across processes, as the bus needs).
 
         Returns:
             The MQTT topic filters to subscribe to.
@@ -149,7 +154,8 @@ class Algorithm(abc.ABC):
         else:
             portfolio = Portfolio.restore(snapshot, buffer_bps=buffer_bps)
         before = self._tickbus_run, self.__dict__.get("params")
-        self._tickbus_run, self.params = Run(portfolio), dict(params)
+        run = Run(portfolio) if order_ids is None else Run(portfolio, new_order_id=order_ids)
+        self._tickbus_run, self.params = run, dict(params)
         try:
             returned = self._channels_from(self.initialize(params))
             channels = returned if forced_channels is None else forced_channels
@@ -203,9 +209,11 @@ class Algorithm(abc.ABC):
                 quote contract; nothing in the batch is handled.
         """
         run = self._run("events")
-        if isinstance(quotes, str | bytes) or not isinstance(quotes, Sequence):
+        if type(quotes) is not list and (
+            isinstance(quotes, str | bytes) or not isinstance(quotes, Sequence)
+        ):
             raise QuoteRejected(f"events() takes a list of quotes, got {type(quotes).__name__}")
-        checked = [checked_quote(quote, f"quote #{i}") for i, quote in enumerate(quotes)]
+        checked = [checked_quote(quote, i) for i, quote in enumerate(quotes)]
         orders: list[Order] = []
         for quote in checked:
             run.portfolio.mark(quote)
@@ -378,7 +386,7 @@ class Algorithm(abc.ABC):
         market = checked["ask"] if checked.get("ask") is not None else checked["price"]
         reference = limit_price if limit_price is not None else market
         order: Order = {
-            "id": uuid.uuid4().hex,
+            "id": run.new_order_id(),
             "sid": sid,
             "side": side,
             "qty": qty,
@@ -398,7 +406,9 @@ class Algorithm(abc.ABC):
         placed: list[Order] = []
         run.placed = placed
         try:
-            self._take_returned(run, self.event(quote), placed)
+            returned = self.event(quote)
+            if returned is not None and (type(returned) is not list or returned):
+                self._take_returned(run, returned, placed)
         except Exception as exc:
             run.errors += 1
             run.last_error = f"{type(exc).__name__} on {quote['sid']}: {exc}"
@@ -411,13 +421,13 @@ class Algorithm(abc.ABC):
             )
         finally:
             run.placed = None
+        if not placed:
+            return placed
         run.orders += len(placed)
         return [order.copy() for order in placed]
 
     def _take_returned(self, run: Run, returned: object, placed: list[Order]) -> None:
         """Place the order requests `event` returned; refuse anything that is not an order."""
-        if returned is None:
-            return
         if isinstance(returned, Mapping | str | bytes) or not isinstance(returned, Sequence):
             raise TypeError(
                 f"{type(self).__name__}.event() must return a list of orders or None, "

@@ -9,8 +9,6 @@ from typing import Any
 
 from tickbus.errors import QuoteRejected
 
-_REQUIRED = ("price",)
-_OPTIONAL = ("ts", "bid", "ask", "size")
 _RULES: dict[str, tuple[Callable[[float], bool], str]] = {
     "price": (lambda v: v > 0, "a finite number > 0"),
     "bid": (lambda v: v > 0, "a finite number > 0"),
@@ -20,7 +18,10 @@ _RULES: dict[str, tuple[Callable[[float], bool], str]] = {
 }
 
 
-def checked_quote(quote: object, where: str) -> dict[str, Any]:
+_INF = math.inf
+
+
+def checked_quote(quote: object, where: str | int) -> dict[str, Any]:
     """A normalised copy of `quote`: ``sid`` upper-cased, numbers as floats.
 
     A quote has ``sid`` (non-empty string) and ``price`` (> 0), and optionally
@@ -31,27 +32,47 @@ def checked_quote(quote: object, where: str) -> dict[str, Any]:
 
     Args:
         quote: The quote to check.
-        where: Which quote this is, for the error message (e.g. ``"quote #3"``).
+        where: Which quote this is, for the error message: a label such as
+            ``"buy() quote"``, or its index in a batch (``3`` reads ``quote #3``;
+            the text is made only when there is an error).
 
     Raises:
         QuoteRejected: The quote breaks the contract; the reason says which
             quote and which field.
     """
-    if not isinstance(quote, Mapping):
-        raise QuoteRejected(f"{where} must be a mapping, got {type(quote).__name__}")
+    if type(quote) is not dict and not isinstance(quote, Mapping):
+        raise QuoteRejected(f"{_label(where)} must be a mapping, got {type(quote).__name__}")
     sid = quote.get("sid")
     if not isinstance(sid, str) or not sid.strip():
-        raise QuoteRejected(f"{where} needs a non-empty string 'sid', got {sid!r}")
-    copy: dict[str, Any] = {**quote, "sid": sid.upper()}
-    for key in _REQUIRED + _OPTIONAL:
-        if key in _REQUIRED or quote.get(key) is not None:
-            copy[key] = _number(where, key, quote.get(key))
-    if copy.get("ts") is None:
+        raise QuoteRejected(f"{_label(where)} needs a non-empty string 'sid', got {sid!r}")
+    copy: dict[str, Any] = quote.copy() if type(quote) is dict else dict(quote)
+    if not sid.isupper():
+        copy["sid"] = sid.upper()
+    # Fast paths first (a float already in range: NaN and infinities fail the
+    # comparisons); anything else goes through `_number`, which converts or raises.
+    price = quote.get("price")
+    if not (type(price) is float and 0.0 < price < _INF):
+        copy["price"] = _number(where, "price", price)
+    ts = quote.get("ts")
+    if ts is None:
         copy["ts"] = time.time()
+    elif not (type(ts) is float and -_INF < ts < _INF):
+        copy["ts"] = _number(where, "ts", ts)
+    for key in ("bid", "ask"):
+        value = quote.get(key)
+        if value is not None and not (type(value) is float and 0.0 < value < _INF):
+            copy[key] = _number(where, key, value)
+    size = quote.get("size")
+    if size is not None and not (type(size) is float and 0.0 <= size < _INF):
+        copy["size"] = _number(where, "size", size)
     return copy
 
 
-def _number(where: str, key: str, raw: object) -> float:
+def _label(where: str | int) -> str:
+    return f"quote #{where}" if isinstance(where, int) else where
+
+
+def _number(where: str | int, key: str, raw: object) -> float:
     accept, wanted = _RULES[key]
     value = math.nan
     if isinstance(raw, int | float) and not isinstance(raw, bool):
@@ -60,5 +81,5 @@ def _number(where: str, key: str, raw: object) -> float:
         except OverflowError:  # an int too large for a float
             value = math.nan
     if not math.isfinite(value) or not accept(value):
-        raise QuoteRejected(f"{where} {key!r} must be {wanted}, got {raw!r}")
+        raise QuoteRejected(f"{_label(where)} {key!r} must be {wanted}, got {raw!r}")
     return value

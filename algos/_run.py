@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, NotRequired, TypedDict
 
 from portfolio import Portfolio
+from tickbus.errors import NotInitialized
 from tickbus.logs import LogThrottle
 
 log = logging.getLogger("algos")
@@ -20,7 +23,7 @@ class Order(TypedDict):
     before it goes onto ``orders/<algo>``.
 
     Attributes:
-        id: Unique id, a uuid4 hex string.
+        id: Unique id: a uuid4 hex string live, numbered in a backtest (`Run.new_order_id`).
         sid: Symbol, upper-case.
         side: ``"buy"`` or ``"sell"``.
         qty: Shares, > 0.
@@ -58,6 +61,8 @@ class Run:
         placed: While `event` runs: the orders placed for the current quote.
         last_quotes: The latest checked quote of each symbol, for order requests.
         error_log: Logs the first failure of `event`, then a summary now and then.
+        new_order_id: Makes the id of each order placed (a uuid4 hex by
+            default; the backtester numbers them, for byte-identical results).
     """
 
     portfolio: Portfolio
@@ -71,3 +76,21 @@ class Run:
     placed: list[Order] | None = None
     last_quotes: dict[str, dict[str, Any]] = field(default_factory=dict)
     error_log: LogThrottle = field(default_factory=lambda: LogThrottle(log))
+    new_order_id: Callable[[], str] = field(default=lambda: uuid.uuid4().hex)
+
+
+def run_of(algorithm: object) -> Run:
+    """The framework's side of a started algorithm: its portfolio and counters.
+
+    For the framework (the backtester reads the error counters after each
+    quote); an algorithm's own code has ``self.portfolio``.
+
+    Raises:
+        NotInitialized: `algorithm` has not been started.
+    """
+    run = getattr(algorithm, "_tickbus_run", None)
+    if not isinstance(run, Run):
+        raise NotInitialized(
+            f"{type(algorithm).__name__} is not initialized: Algorithm.start(params) comes first"
+        )
+    return run

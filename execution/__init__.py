@@ -4,12 +4,14 @@ Public API: `PaperBook` (the matching rules as plain Python, no broker),
 `Fill` and `Rejection` (what it produces), `PaperConfig` and `run_paper` (the
 MQTT service: ``orders/<algo>`` in, ``fills/<algo>`` and
 ``orders/<algo>/rejected`` out), and the click group `execution_group`
-(`tickbus execution paper`).
+(`tickbus execution paper`), with `pricing_options`, the flags of matching's
+rules that ``tickbus backtest`` shares.
 """
 
 from execution._book import MAX_SEEN_ORDERS, MAX_WAITING_ORDERS, Fill, PaperBook, Rejection
 from execution._cli import execution_group
 from execution._config import PaperConfig
+from execution._options import pricing_options
 from execution._service import run_paper
 
 __all__ = [
@@ -20,5 +22,6 @@ __all__ = [
     "PaperConfig",
     "Rejection",
     "execution_group",
+    "pricing_options",
     "run_paper",
 ]

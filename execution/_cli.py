@@ -6,6 +6,7 @@ import click
 
 from broker import MqttSettings, mqtt_option, price_band_option, validate_name
 from execution._config import PaperConfig
+from execution._options import pricing_options
 from execution._service import run_paper
 from tickbus.errors import ConfigError
 from tickbus.metrics import metrics_endpoint, metrics_options
@@ -18,27 +19,7 @@ def execution_group() -> None:
 
 @execution_group.command(name="paper")
 @mqtt_option
-@click.option(
-    "--slippage-bps",
-    type=click.FloatRange(min=0, max=10_000, max_open=True),
-    default=0.0,
-    show_default=True,
-    help="Basis points added to the ask of a buy and taken off the bid of a sell.",
-)
-@click.option(
-    "--fee-bps",
-    type=click.FloatRange(min=0),
-    default=0.0,
-    show_default=True,
-    help="Fee of each fill, in basis points of its value.",
-)
-@click.option(
-    "--quote-timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=5.0,
-    show_default=True,
-    help="Seconds a market order waits for a first quote of its symbol before it is rejected.",
-)
+@pricing_options
 @price_band_option("paper execution")
 @click.option("--name", default="paper", show_default=True, help="Name on status/execution/NAME.")
 @metrics_options

@@ -13,7 +13,7 @@ from broker import MqttSettings, mqtt_option, parse_symbols, validate_name
 from feeds._config import CsvFeedConfig, SyntheticFeedConfig, WireFormat
 from feeds._replay import ReplayFeedConfig, run_replay
 from feeds._run import run_csv, run_synthetic
-from tape import parse_time
+from tape import selection_options
 from tickbus.errors import ConfigError, RingError
 from tickbus.metrics import metrics_endpoint, metrics_options
 
@@ -181,46 +181,11 @@ def csv_command(
     click.echo(f"published {published} quotes, rejected {rejected} rows", err=True)
 
 
-def _parse_time(
-    ctx: click.Context, param: click.Parameter, value: str | None
-) -> datetime | float | None:
-    """Click callback for --start/--end: `tape.parse_time`, or a usage error that says why."""
-    if value is None:
-        return None
-    try:
-        return parse_time(value)
-    except ConfigError as exc:
-        raise click.BadParameter(exc.reason, ctx=ctx, param=param) from exc
-
-
-_TIME_HELP = (
-    "ISO 8601 (2026-12-03, 2026-12-03T14:30:00; UTC unless an offset is given) or epoch seconds."
-)
-
-
 @feed_group.command(name="replay")
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @mqtt_option
 @_speed_option
-@click.option(
-    "--symbols",
-    default=None,
-    help="Comma-separated symbols to replay, case-insensitive [default: every symbol].",
-)
-@click.option(
-    "--start",
-    default=None,
-    metavar="TIME",
-    callback=_parse_time,
-    help=f"Replay quotes from this time on (inclusive): {_TIME_HELP}",
-)
-@click.option(
-    "--end",
-    default=None,
-    metavar="TIME",
-    callback=_parse_time,
-    help=f"Replay quotes before this time (exclusive): {_TIME_HELP}",
-)
+@selection_options("replay")
 @click.option("--name", default=None, help="Name on status/feed/NAME [default: replay-DIRNAME].")
 @_format_option
 @_with_batch_options
@@ -229,7 +194,7 @@ def replay_command(
     directory: Path,
     mqtt: MqttSettings,
     speed: float,
-    symbols: str | None,
+    symbols: tuple[str, ...] | None,
     start: datetime | float | None,
     end: datetime | float | None,
     name: str | None,
@@ -255,7 +220,7 @@ def replay_command(
             mqtt=mqtt,
             path=directory,
             speed=speed,
-            symbols=None if symbols is None else parse_symbols(symbols),
+            symbols=symbols,
             start=start,
             end=end,
             name=validate_name(name or f"replay-{directory.resolve().name}"),

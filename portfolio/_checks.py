@@ -15,6 +15,8 @@ def finite_float(value: object) -> float | None:
 
     `bool` is rejected although it is an `int`: ``True`` is never a price.
     """
+    if type(value) is float:
+        return value if -math.inf < value < math.inf else None
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     try:

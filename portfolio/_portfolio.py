@@ -159,6 +159,11 @@ class Portfolio:
         Raises:
             QuoteRejected: The quote has no usable ``sid`` or ``price``.
         """
+        if type(quote) is dict:  # the common case, a checked quote as events() has: no copies
+            sid, price = quote.get("sid"), quote.get("price")
+            if type(sid) is str and type(price) is float and sid.isupper() and 0 < price < math.inf:
+                self._last_prices[sid] = price
+                return
         sid = quote_symbol(quote)
         self._last_prices[sid] = quote_price(quote)
 

@@ -15,7 +15,7 @@ def quote_symbol(quote: Mapping[str, Any]) -> str:
     Raises:
         QuoteRejected: `quote` is not a mapping or has no usable ``sid``.
     """
-    if not isinstance(quote, Mapping):
+    if type(quote) is not dict and not isinstance(quote, Mapping):
         raise QuoteRejected(f"a quote must be a mapping, got {type(quote).__name__}")
     sid = symbol(quote.get("sid"))
     if sid is None:

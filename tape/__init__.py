@@ -9,7 +9,10 @@
   ``ts``, written atomically (hidden temporary file, fsync, rename).
 * `read_quotes` / `read_batches`: a dataset back as quotes in ``ts`` order,
   filtered by symbols and a time range, streaming row group by row group;
-  `parse_time` / `ns_from_time` for the bounds (epoch seconds, datetimes, ISO 8601).
+  `parse_time` / `ns_from_time` for the bounds (epoch seconds, datetimes, ISO 8601),
+  `iso_from_ns` back to text; `selection_options`, the ``--symbols``,
+  ``--start`` and ``--end`` flags of every command that reads a dataset;
+  `locate`, the file and row a quote came from (for error messages).
 * `dataset_info` (what a dataset holds, its size against JSON), `import_csv`
   (a CSV of quotes into a dataset), `write_sample` (a generated dataset), and
   `data_group`, the ``tickbus data`` commands around them.
@@ -36,6 +39,8 @@ from tape._journal import (
     journal_path,
     read_journal,
 )
+from tape._locate import locate
+from tape._options import selection_options
 from tape._reader import CHUNK_ROWS, read_batches, read_quotes
 from tape._record_cli import record_command
 from tape._recorder import run_recorder
@@ -53,7 +58,7 @@ from tape._schema import (
     seconds_from_ns,
     table_from_quotes,
 )
-from tape._time import TimeLike, ns_from_time, parse_time
+from tape._time import TimeLike, iso_from_ns, ns_from_time, parse_time
 
 __all__ = [
     "CHUNK_ROWS",
@@ -77,7 +82,9 @@ __all__ = [
     "dataset_info",
     "finish_journal",
     "import_csv",
+    "iso_from_ns",
     "journal_path",
+    "locate",
     "ns_from_seconds",
     "ns_from_time",
     "parse_time",
@@ -90,6 +97,7 @@ __all__ = [
     "run_recorder",
     "seconds_array",
     "seconds_from_ns",
+    "selection_options",
     "table_from_quotes",
     "write_rows",
     "write_sample",

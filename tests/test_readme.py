@@ -143,3 +143,23 @@ def test_the_readme_tape_example_runs_on_the_sample(tmp_path: Path) -> None:
     promised = re.search(r"print\(next\(quotes\)\)  # (\{.*), \.\.\.\}", example)
     assert promised is not None
     assert ran.stdout.startswith(promised.group(1)), (ran.stdout, promised.group(1))
+
+
+def test_the_readme_first_backtest_runs_as_written(tmp_path: Path) -> None:
+    block = next(block for block in code_blocks() if "tickbus backtest " in block)
+    commands = [line.split("  #")[0].strip() for line in block.splitlines() if line.strip()]
+    assert [c.split()[:2] for c in commands] == [["tickbus", "data"], ["tickbus", "backtest"]]
+    for command in commands:
+        ran = subprocess.run(
+            [sys.executable, "-m", *command.split()],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,
+        )
+        assert ran.returncode == 0, (command, ran.stderr)
+    results = tmp_path / "backtests" / "first"
+    for name in ("orders.parquet", "fills.parquet", "equity.parquet", "summary.json"):
+        assert (results / name).is_file(), name
+    assert (results / "report.html").is_file() and (results / "equity.png").is_file()
+    assert "Sharpe" in ran.stdout or "sharpe" in ran.stdout

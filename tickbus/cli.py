@@ -1,4 +1,4 @@
-"""The umbrella command: `tickbus broker|feed|algo|bridge|swap|risk|execution|ring|view|up`."""
+"""The umbrella command `tickbus`: every component's commands under one name."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import click
 
 from algos.scaffold import new_group
 from algos.server import algo_group
+from backtest import backtest_command
 from bridge import bridge_command, risk_group, swap_command
 from broker import (
     MQTT_CA_ENV,
@@ -245,3 +246,4 @@ main.add_command(status_command)
 main.add_command(new_group)
 main.add_command(data_group)
 main.add_command(record_command)
+main.add_command(backtest_command)
