@@ -230,6 +230,7 @@ class _Loop:
         self._writer = writer
         self._clock = clock
         self._band = PriceBand(config.max_price_jump_pct)
+        self._needs_prices = config.risk.max_order_notional is not None
         self._every = config.equity_every_s
         self._next_sample = float("-inf")
         self._last_ts: float | None = None
@@ -237,13 +238,14 @@ class _Loop:
 
     def handle(self, batch: list[Quote]) -> bool:
         """Handle every quote of `batch` in order; False once the run must stop."""
-        clock, band, book, run = self._clock, self._band, self._book, self._run
-        note_prices = self._screen.note_prices
+        clock, book, run = self._clock, self._book, self._run
+        band = self._band.check if self._band.max_jump_pct is not None else None
+        note_prices = self._screen.note_prices if self._needs_prices else None
         events = self._algorithm.events
         for quote in batch:
             ts = quote["ts"]
             clock.now = ts
-            if band.check(quote["sid"], quote["price"]) is not None:
+            if band is not None and band(quote["sid"], quote["price"]) is not None:
                 breach = _contract_breach(quote)  # a bad row is no suspect quote
                 if breach is None:
                     self.outcome.suspect += 1
@@ -255,7 +257,8 @@ class _Loop:
             if book.waiting:
                 for rejection in book.expire():
                     self._reject(rejection)
-            note_prices((quote,))
+            if note_prices is not None:
+                note_prices((quote,))
             errors = run.errors
             try:
                 orders = events([quote])

@@ -66,13 +66,14 @@ class PriceBand:
 
     def check(self, sid: str, price: float) -> str | None:
         """Judge one quote of `sid` at `price` (> 0); None when it passes, else the reason."""
-        if self.max_jump_pct is None:
+        pct = self.max_jump_pct
+        if pct is None:
             return None
         known = self._symbols.get(sid)
         if known is None:
             self._symbols[sid] = _Symbol(reference=price)
             return None
-        if self._within(price, known.reference):
+        if abs(price / known.reference - 1) * 100 <= pct:  # `_within`, inline: every quote
             known.reference, known.streak = price, 0
             return None
         if known.streak and self._within(price, known.candidate):
