@@ -169,6 +169,11 @@ def test_algorithm_killed_and_restarted(
         wait_online(rec, name)
         rec.publish(topic, json.dumps({"sid": sid, "price": 1.0, "ts": 1}))
         wait_until(lambda: algo_state(addr)["received"], timeout=10, what="first quote")
+        wait_until(  # the bridge has the answer too: else it rightly sends quote 1 again
+            lambda: any(s.get("forwarded") for s in rec.json_on(f"status/bridge/{name}")),
+            timeout=10,
+            what="the bridge counts the first quote delivered",
+        )
         server.signal(signal.SIGKILL)
         server.wait(timeout=5)
         for i in range(2, 12):
