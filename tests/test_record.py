@@ -368,7 +368,7 @@ def test_a_rolling_recorder_writes_several_files_that_do_not_overlap(
         proc = start_recorder(procs, mqtt_url, out, name, [topic], "--flush-s", "0.1", *roll)
         wait_status(rec, name, "the recorder subscribed", quotes=0)
         feed = procs.tickbus(
-            "feed", "synthetic", "--mqtt", mqtt_url, "--symbols", sid, "--rate", "400",
+            "feed", "synthetic", "--mqtt", mqtt_url, "--symbols", sid, "--rate", "200",
             "--count", str(count), "--name", unique("feedr"), name="feed",
         )  # fmt: skip
         assert feed.wait(timeout=30) == 0
