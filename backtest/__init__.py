@@ -7,12 +7,13 @@ broker and no RPC.
 
 Public API: `BacktestConfig`, `Backtest` (checked at once, then `Backtest.run`
 into a `ResultWriter`), `Outcome`, the result files' names and schemas, and
-the click command `backtest_command` (``tickbus backtest``). The metrics, the
+the click command `backtest_command` (``tickbus backtest``) with its options
+(`backtest_options`, `config_from_options`, which sweeps share). The metrics, the
 report and ``summary.json`` are in the public module `backtest.summary`, not
 imported here: it brings pandas and matplotlib.
 """
 
-from backtest._cli import backtest_command
+from backtest._cli import backtest_command, backtest_options, config_from_options
 from backtest._engine import BACKTEST_NAME, Backtest, BacktestConfig, Outcome
 from backtest._results import (
     EQUITY_FILE,
@@ -37,4 +38,6 @@ __all__ = [
     "Outcome",
     "ResultWriter",
     "backtest_command",
+    "backtest_options",
+    "config_from_options",
 ]

@@ -6,49 +6,94 @@ import functools
 import operator
 import sys
 import time
-from datetime import datetime
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 import pyarrow as pa
 
 from algos.server import params_option
-from backtest._engine import Backtest, BacktestConfig, Outcome
-from backtest._results import ResultWriter
+from backtest._engine import BacktestConfig
 from broker import price_band_option
 from execution import pricing_options
-from risk import RiskLimits, risk_limit_options
+from risk import risk_limit_options
 from tape import TimeLike, ns_from_time, selection_options
 from tickbus.errors import ConfigError, TapeError
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def backtest_options(verb: str) -> Callable[[F], F]:
+    """The options that make a `BacktestConfig` (see `config_from_options`), shared with sweeps.
+
+    ``--data``, the selection (``--symbols``, ``--start``, ``--end``),
+    ``--param``, execution's pricing, the risk limits, the price band,
+    ``--equity-every`` and ``--skip-bad``.
+
+    Args:
+        verb: What the command does with the quotes, for the help ("backtest on").
+    """
+    options: list[Callable[[F], F]] = [
+        click.option(
+            "--data",
+            required=True,
+            type=click.Path(exists=True, file_okay=False, path_type=Path),
+            help="The dataset: a directory that tickbus record, data import or data sample wrote.",
+        ),
+        selection_options(verb),
+        params_option("Param for the algorithm's initialize, as the bridge gives it live."),
+        pricing_options,
+        risk_limit_options,
+        price_band_option("the backtest, as the bridge and paper execution live,"),
+        click.option(
+            "--equity-every",
+            type=click.FloatRange(min=0, min_open=True),
+            default=60.0,
+            show_default=True,
+            help="Seconds of data time between two samples of the equity curve.",
+        ),
+        click.option(
+            "--skip-bad",
+            is_flag=True,
+            help="Skip rows that break the quote contract (counted in summary.json) instead "
+            "of stopping at the first.",
+        ),
+    ]
+
+    def decorate(command: F) -> F:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+def config_from_options(spec: str, options: dict[str, Any]) -> BacktestConfig:
+    """`spec` with the values of `backtest_options`, popped from `options`, as a config."""
+    return BacktestConfig(
+        spec=spec,
+        data=options.pop("data"),
+        symbols=options.pop("symbols"),
+        start=options.pop("start"),
+        end=options.pop("end"),
+        params=options.pop("params"),
+        slippage_bps=options.pop("slippage_bps"),
+        fee_bps=options.pop("fee_bps"),
+        quote_timeout=options.pop("quote_timeout"),
+        risk=options.pop("risk"),
+        max_price_jump_pct=options.pop("max_price_jump_pct"),
+        equity_every_s=options.pop("equity_every"),
+        skip_bad=options.pop("skip_bad"),
+    )
 
 
 @click.command(name="backtest")
 @click.argument("spec", metavar="MODULE:CLASS")
-@click.option(
-    "--data",
-    required=True,
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="The dataset: a directory that tickbus record, data import or data sample wrote.",
-)
-@selection_options("backtest on")
-@params_option("Param for the algorithm's initialize, as the bridge gives it live.")
-@pricing_options
-@risk_limit_options
-@price_band_option("the backtest, as the bridge and paper execution live,")
-@click.option(
-    "--equity-every",
-    type=click.FloatRange(min=0, min_open=True),
-    default=60.0,
-    show_default=True,
-    help="Seconds of data time between two samples of the equity curve.",
-)
-@click.option(
-    "--skip-bad",
-    is_flag=True,
-    help="Skip rows that break the quote contract (counted in summary.json) instead of "
-    "stopping at the first.",
-)
+@backtest_options("backtest on")
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
@@ -56,22 +101,7 @@ from tickbus.errors import ConfigError, TapeError
     help="Where the results go; it must not hold a backtest already "
     "[default: backtests/CLASS-YYYYMMDD-HHMMSS].",
 )
-def backtest_command(
-    spec: str,
-    data: Path,
-    symbols: tuple[str, ...] | None,
-    start: datetime | float | None,
-    end: datetime | float | None,
-    params: dict[str, Any],
-    slippage_bps: float,
-    fee_bps: float,
-    quote_timeout: float,
-    risk: RiskLimits,
-    max_price_jump_pct: float,
-    equity_every: float,
-    skip_bad: bool,
-    out: Path | None,
-) -> None:
+def backtest_command(spec: str, out: Path | None, **options: Any) -> None:
     """Backtest an algorithm on a recorded dataset, with the live rules, in one process.
 
     Quotes stream from --data in time order across symbols; each goes through
@@ -92,32 +122,17 @@ def backtest_command(
     For example: tickbus backtest algos.examples:MovingAverageCross --data
     data/sample --param fast=10 --param slow=30 --fee-bps 1
     """
-    config = BacktestConfig(
-        spec=spec,
-        data=data,
-        symbols=symbols,
-        start=start,
-        end=end,
-        params=params,
-        slippage_bps=slippage_bps,
-        fee_bps=fee_bps,
-        quote_timeout=quote_timeout,
-        risk=risk,
-        max_price_jump_pct=max_price_jump_pct,
-        equity_every_s=equity_every,
-        skip_bad=skip_bad,
-    )
+    config = config_from_options(spec, options)
     from backtest import summary  # pandas and matplotlib: only when a backtest runs
 
     directory = _out_directory(out, spec)
     try:
-        prepared = Backtest(config)
-        outcome = _run(prepared, directory)
-        written = summary.write_summary(directory, config, outcome)
+        with _progress_bar(config) as bar:
+            finished = summary.run_backtest(config, directory, progress=bar.update, argv=sys.argv)
     except (ConfigError, TapeError) as exc:
         raise click.ClickException(exc.reason) from exc
-    run = summary.write_run(directory, outcome, sys.argv)
-    click.echo(summary.format_summary(written["metrics"]))
+    outcome, run = finished.outcome, finished.run
+    click.echo(summary.format_summary(finished.summary["metrics"]))
     click.echo(
         f"\n{outcome.quotes:,} quotes, {outcome.orders:,} orders, {outcome.fills:,} fills "
         f"in {run['elapsed_s']:.1f} s ({run['quotes_per_s'] or 0:,} quotes/s)"
@@ -141,17 +156,13 @@ def _out_directory(out: Path | None, spec: str) -> Path:
     return out
 
 
-def _run(backtest: Backtest, directory: Path) -> Outcome:
-    """The backtest, with a progress bar on a terminal (quotes/s and ETA)."""
+def _progress_bar(config: BacktestConfig) -> tqdm[NoReturn]:
+    """A progress bar (quotes/s and ETA) on a terminal; a silent one otherwise."""
     from tqdm import tqdm
 
     shown = sys.stderr.isatty()
-    total = _selected_rows(backtest.config) if shown else None
-    with (
-        ResultWriter(directory) as writer,
-        tqdm(total=total, unit=" quotes", unit_scale=True, disable=not shown) as bar,
-    ):
-        return backtest.run(writer, progress=bar.update)
+    total = _selected_rows(config) if shown else None
+    return tqdm(total=total, unit=" quotes", unit_scale=True, disable=not shown)
 
 
 def _selected_rows(config: BacktestConfig) -> int | None:

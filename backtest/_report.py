@@ -27,7 +27,7 @@ REPORT_FILE = "report.html"
 SHOWN_FILLS = 50
 """The latest fills listed in the report."""
 
-_STYLE = """
+REPORT_STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
 table { border-collapse: collapse; margin: 1em 0; }
 td, th { padding: 0.2em 0.8em; border-bottom: 1px solid #ddd; text-align: right; }
@@ -36,6 +36,7 @@ td:first-child, th:first-child { text-align: left; }
 .incomplete { background: #b00020; color: white; padding: 0.8em; font-weight: bold; }
 img { max-width: 100%; }
 """
+"""The CSS of every tickbus report (a backtest's, a sweep's)."""
 
 
 def write_plot(equity: pa.Table, path: Path) -> None:
@@ -69,7 +70,7 @@ def write_report(
     parts = [
         "<!DOCTYPE html>",
         '<html><head><meta charset="utf-8">',
-        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>",
+        f"<title>{html.escape(title)}</title><style>{REPORT_STYLE}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
     ]
     if incomplete is not None:
@@ -102,6 +103,11 @@ def _plot_png(equity: pa.Table) -> bytes:
     bottom.set_ylabel("drawdown %")
     bottom.grid(alpha=0.3)
     figure.autofmt_xdate()
+    return png_bytes(figure)
+
+
+def png_bytes(figure: Figure) -> bytes:
+    """`figure`, laid out tight, as PNG bytes with no timestamp: the same figure, the same bytes."""
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", metadata={"Software": None})

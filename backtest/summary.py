@@ -2,8 +2,10 @@
 
 A public module of its own, not imported by `backtest`: it brings pandas,
 empyrical and matplotlib, which every ``tickbus`` command would otherwise pay
-for at start. Here too: `tearsheet` and `format_summary` (the metrics),
-`write_plot` and `write_report`.
+for at start. Here too: `run_backtest` (a whole backtest into a directory, as
+``tickbus backtest`` and each job of a sweep run it), `tearsheet` and
+`format_summary` (the metrics), `write_plot`, `write_report`, and the report's
+`REPORT_STYLE` and `png_bytes` for other reports.
 
 ``summary.json`` is a function of the inputs alone (algorithm, params, data,
 rules): two runs of the same backtest write the same bytes. What depends on
@@ -14,21 +16,64 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 
-from backtest._engine import BacktestConfig, Outcome
+from backtest._engine import Backtest, BacktestConfig, Outcome
 from backtest._metrics import METRIC_KEYS, format_summary, tearsheet
-from backtest._report import REPORT_FILE, write_plot, write_report
-from backtest._results import EQUITY_FILE, FILLS_FILE
+from backtest._report import REPORT_FILE, REPORT_STYLE, png_bytes, write_plot, write_report
+from backtest._results import EQUITY_FILE, FILLS_FILE, ResultWriter
 from tape import iso_from_ns, ns_from_time
 
 SUMMARY_FILE = "summary.json"
 RUN_FILE = "run.json"
 PLOT_FILE = "equity.png"
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A backtest written to its directory.
+
+    Attributes:
+        outcome: What the run did (`Outcome`).
+        summary: ``summary.json``'s contents.
+        run: ``run.json``'s contents.
+    """
+
+    outcome: Outcome
+    summary: dict[str, Any]
+    run: dict[str, Any]
+
+
+def run_backtest(
+    config: BacktestConfig,
+    directory: Path,
+    *,
+    progress: Callable[[int], object] | None = None,
+    argv: Sequence[str] = (),
+) -> Finished:
+    """Check `config`, run it, and write every result file into `directory`.
+
+    Args:
+        config: The backtest.
+        directory: Where the results go (created; nothing is written there
+            when the checks fail).
+        progress: Called with the number of quotes read, batch by batch.
+        argv: The command line, kept in ``run.json``.
+
+    Raises:
+        ConfigError: The algorithm cannot be loaded or started with its params.
+        TapeError: The selection is empty or a file cannot be read (before the run).
+    """
+    prepared = Backtest(config)
+    with ResultWriter(directory) as writer:
+        outcome = prepared.run(writer, progress=progress)
+    summary = write_summary(directory, config, outcome)
+    return Finished(outcome, summary, write_run(directory, outcome, list(argv)))
 
 
 def write_summary(directory: Path, config: BacktestConfig, outcome: Outcome) -> dict[str, Any]:
@@ -105,9 +150,13 @@ __all__ = [
     "METRIC_KEYS",
     "PLOT_FILE",
     "REPORT_FILE",
+    "REPORT_STYLE",
     "RUN_FILE",
     "SUMMARY_FILE",
+    "Finished",
     "format_summary",
+    "png_bytes",
+    "run_backtest",
     "tearsheet",
     "write_plot",
     "write_report",

@@ -13,7 +13,8 @@
   `iso_from_ns` back to text; `selection_options`, the ``--symbols``,
   ``--start`` and ``--end`` flags of every command that reads a dataset;
   `locate`, the file and row a quote came from (for error messages).
-* `dataset_info` (what a dataset holds, its size against JSON), `import_csv`
+* `data_files` (a dataset's files), `dataset_symbols` (its symbols and their
+  rows), `dataset_info` (what a dataset holds, its size against JSON), `import_csv`
   (a CSV of quotes into a dataset), `write_sample` (a generated dataset), and
   `data_group`, the ``tickbus data`` commands around them.
 * The recorder: `run_recorder` (`RecorderConfig`) and `record_command`
@@ -26,11 +27,12 @@ Plain Python and pyarrow, but for the recorder: nothing else imports the transpo
 connections.
 """
 
+from tape._catalog import data_files
 from tape._config import RecorderConfig
 from tape._data_cli import data_group
 from tape._files import ROW_GROUP_ROWS, write_rows
 from tape._import import ImportConfig, ImportReport, import_csv
-from tape._info import DatasetInfo, dataset_info
+from tape._info import DatasetInfo, dataset_info, dataset_symbols
 from tape._journal import (
     FinishedJournal,
     Journal,
@@ -78,8 +80,10 @@ __all__ = [
     "SampleConfig",
     "SampleReport",
     "TimeLike",
+    "data_files",
     "data_group",
     "dataset_info",
+    "dataset_symbols",
     "finish_journal",
     "import_csv",
     "iso_from_ns",

@@ -162,6 +162,19 @@ def dataset_info(
     )
 
 
+def dataset_symbols(directory: Path) -> dict[str, int]:
+    """The symbols of the dataset at `directory` and their rows, sorted by symbol.
+
+    Raises:
+        TapeError: As `dataset_info`, but for an empty dataset: that gives ``{}``.
+    """
+    files, _ = data_files(directory)
+    symbols: Counter[str] = Counter()
+    for path in files:
+        symbols.update(scan_file(path, count_symbols=True).symbols)
+    return dict(sorted(symbols.items()))
+
+
 def _partitions(directory: Path, files: list[Path]) -> tuple[str, ...]:
     dates = set()
     for path in files:

@@ -26,6 +26,7 @@ from broker import (
 from execution import execution_group
 from feeds import feed_group
 from ring import ring_group
+from sweep import sweep_command
 from tape import data_group, record_command
 from tickbus._stack import StackConfig, run_stack
 from tickbus._status import status_command
@@ -247,3 +248,4 @@ main.add_command(new_group)
 main.add_command(data_group)
 main.add_command(record_command)
 main.add_command(backtest_command)
+main.add_command(sweep_command)
