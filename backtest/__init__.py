@@ -6,15 +6,17 @@ same risk gate (`risk.OrderScreen`) and the same paper matching
 broker and no RPC.
 
 Public API: `BacktestConfig`, `Backtest` (checked at once, then `Backtest.run`
-into a `ResultWriter`), `Outcome`, the result files' names and schemas, and
-the click command `backtest_command` (``tickbus backtest``) with its options
-(`backtest_options`, `config_from_options`, which sweeps share). The metrics, the
-report and ``summary.json`` are in the public module `backtest.summary`, not
-imported here: it brings pandas and matplotlib.
+into a `ResultWriter`), `Outcome`, the result files' names and schemas, the
+metrics' names (`METRIC_KEYS`), and the click command `backtest_command`
+(``tickbus backtest``) with its options (`backtest_options`,
+`config_from_options`, which sweeps share). The metrics, the report and
+``summary.json`` are in the public module `backtest.summary`, not imported
+here: it brings pandas and matplotlib.
 """
 
 from backtest._cli import backtest_command, backtest_options, config_from_options
 from backtest._engine import BACKTEST_NAME, Backtest, BacktestConfig, Outcome
+from backtest._metric_keys import METRIC_KEYS
 from backtest._results import (
     EQUITY_FILE,
     EQUITY_SCHEMA,
@@ -31,6 +33,7 @@ __all__ = [
     "EQUITY_SCHEMA",
     "FILLS_FILE",
     "FILLS_SCHEMA",
+    "METRIC_KEYS",
     "ORDERS_FILE",
     "ORDERS_SCHEMA",
     "Backtest",

@@ -24,32 +24,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from backtest._metric_keys import METRIC_KEYS
+
 TRADING_DAYS = 252
 """Periods a year for the daily returns."""
-
-METRIC_KEYS: tuple[str, ...] = (
-    "start",
-    "end",
-    "days",
-    "starting_cash",
-    "final_equity",
-    "total_return",
-    "cagr",
-    "annual_volatility",
-    "sharpe",
-    "sortino",
-    "max_drawdown",
-    "max_drawdown_duration_s",
-    "trades",
-    "round_trips",
-    "win_rate",
-    "avg_win",
-    "avg_loss",
-    "turnover",
-    "fees",
-    "exposure",
-)
-"""The tearsheet's keys, in the order it is printed."""
 
 _LABELS = {
     "start": "Start",

@@ -24,7 +24,8 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from backtest._engine import Backtest, BacktestConfig, Outcome
-from backtest._metrics import METRIC_KEYS, format_summary, tearsheet
+from backtest._metric_keys import METRIC_KEYS
+from backtest._metrics import format_summary, tearsheet
 from backtest._report import REPORT_FILE, REPORT_STYLE, png_bytes, write_plot, write_report
 from backtest._results import EQUITY_FILE, FILLS_FILE, ResultWriter
 from tape import iso_from_ns, ns_from_time

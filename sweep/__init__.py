@@ -8,22 +8,20 @@ again; each result is written as it comes, so an interrupted sweep resumes.
 
 Public API: the grid (`parse_grid_option`, `load_grid_file`, `merge_grids`,
 `param_sets`, `check_params`), the jobs (`Job`, `plan_jobs`, `job_id`,
-`data_identity`), `run_job` (one job, in any process) with its statuses,
-the results table (`results_table`, `TABLE_COLUMNS`) and the click command
-`sweep_command` (``tickbus sweep``). Ray itself is imported only when jobs run.
+`data_identity`) and their statuses, and the click command `sweep_command`
+(``tickbus sweep``). `sweep.task.run_job` (one job, in any process: a Ray
+worker or a serial loop) is in a public module of its own: it brings pandas
+and matplotlib. Ray itself is imported only when jobs run.
 """
 
 from sweep._cli import sweep_command
 from sweep._grid import check_params, load_grid_file, merge_grids, param_sets, parse_grid_option
-from sweep._jobs import Job, data_identity, job_id, plan_jobs
-from sweep._results import TABLE_COLUMNS, results_table
-from sweep._task import DONE, FAILED, LOST, run_job
+from sweep._jobs import DONE, FAILED, LOST, Job, data_identity, job_id, plan_jobs
 
 __all__ = [
     "DONE",
     "FAILED",
     "LOST",
-    "TABLE_COLUMNS",
     "Job",
     "check_params",
     "data_identity",
@@ -33,7 +31,5 @@ __all__ = [
     "param_sets",
     "parse_grid_option",
     "plan_jobs",
-    "results_table",
-    "run_job",
     "sweep_command",
 ]

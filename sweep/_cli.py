@@ -16,24 +16,8 @@ import click
 
 from backtest import BacktestConfig, backtest_options, config_from_options
 from sweep._grid import check_params, load_grid_file, merge_grids, param_sets, parse_grid_option
-from sweep._jobs import Job, data_identity, plan_jobs
-from sweep._report import (
-    HEATMAP_FILE,
-    RANKABLE,
-    REPORT_FILE,
-    format_ranking,
-    heatmap_png,
-    write_report,
-)
-from sweep._results import (
-    JOBS_DIR,
-    TABLE_PARQUET,
-    load_results,
-    results_table,
-    write_result,
-    write_tables,
-)
-from sweep._task import FAILED, LOST
+from sweep._jobs import FAILED, LOST, Job, data_identity, plan_jobs
+from sweep._ranking import RANKABLE
 from tape import dataset_symbols
 from tickbus.errors import ConfigError, TapeError
 
@@ -172,9 +156,11 @@ def sweep_command(
         )
     except (ConfigError, TapeError) as exc:
         raise click.UsageError(exc.reason) from exc
+    from sweep import _report, _results  # pandas and matplotlib: only when a sweep runs
+
     out = out if out is not None else Path("sweeps") / f"{spec.rpartition(':')[2]}-{_key(jobs)}"
     _claim(out, spec, grid, jobs)
-    results: dict[str, dict[str, Any]] = dict(load_results(out / JOBS_DIR, jobs))
+    results: dict[str, dict[str, Any]] = dict(_results.load_results(out / _results.JOBS_DIR, jobs))
     todo = [job for job in jobs if job.id not in results]
     click.echo(
         f"{len(jobs):,} jobs ({len(sets):,} param sets x {len(groups):,} symbol groups): "
@@ -184,18 +170,18 @@ def sweep_command(
     interrupted = False
     if todo:
         interrupted = _run(todo, out, results, address, workers, max_retries)
-    table = results_table(jobs, results, swept)
-    write_tables(out, table)
-    png = heatmap_png(table, rank_by, *axes) if axes else None
+    table = _results.results_table(jobs, results, swept)
+    _results.write_tables(out, table)
+    png = _report.heatmap_png(table, rank_by, *axes) if axes else None
     if png is not None:
-        (out / HEATMAP_FILE).write_bytes(png)
+        (out / _report.HEATMAP_FILE).write_bytes(png)
     note = _note(table.column("status").to_pylist(), len(jobs), interrupted)
-    write_report(
+    _report.write_report(
         out, table, title=f"Sweep of {spec} on {base.data.name}", metric=rank_by,
         params=swept, heatmap=png, note=note,
     )  # fmt: skip
-    click.echo(format_ranking(table, rank_by, swept, top=top))
-    click.echo(f"\nresults: {out / TABLE_PARQUET}  (report: {out / REPORT_FILE})")
+    click.echo(_report.format_ranking(table, rank_by, swept, top=top))
+    click.echo(f"\nresults: {out / _results.TABLE_PARQUET}  (report: {out / _report.REPORT_FILE})")
     if note:
         click.echo(note, err=True)
     if interrupted:
@@ -216,6 +202,7 @@ def _run(
     from tqdm import tqdm
 
     from sweep._ray import Finished, JobRunner, check_resources, connect
+    from sweep._results import JOBS_DIR, write_result
 
     jobs_dir = out / JOBS_DIR
     counts = {FAILED: 0, LOST: 0, "retried": 0, "quotes": 0}

@@ -23,6 +23,14 @@ from backtest import BacktestConfig
 from tape import data_files, iso_from_ns, ns_from_time
 from tickbus.errors import ConfigError
 
+DONE = "done"
+"""The backtest ran to the end of its data."""
+FAILED = "failed"
+"""The algorithm raised (or refused its params), or the data broke the quote contract."""
+LOST = "lost"
+"""The job's worker died more often than ``--max-retries`` allows, or the job hit a
+fault of the machine rather than of the algorithm; a resumed sweep runs it again."""
+
 ID_LENGTH = 16
 """Hex digits of a job id (64 bits: no collision in any sweep a person runs)."""
 

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from sweep._jobs import Job
-from sweep._task import LOST, run_job
+from sweep._jobs import LOST, Job
+from sweep.task import run_job
 from tickbus.errors import ConfigError
 
 log = logging.getLogger(__name__)

@@ -22,28 +22,13 @@ import pyarrow as pa
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from backtest.summary import METRIC_KEYS, REPORT_STYLE, png_bytes
+from backtest.summary import REPORT_STYLE, png_bytes
+from sweep._jobs import DONE
+from sweep._ranking import number, ranked
 from sweep._results import JOBS_DIR
-from sweep._task import DONE
 
 HEATMAP_FILE = "heatmap.png"
 REPORT_FILE = "report.html"
-
-LOWER_IS_BETTER = frozenset({"annual_volatility", "max_drawdown_duration_s", "fees"})
-"""Metrics ranked ascending; every other is ranked descending (``max_drawdown`` is
-negative: nearer zero is better)."""
-
-RANKABLE = tuple(k for k in METRIC_KEYS if k not in ("start", "end"))
-"""The metrics `--rank-by` takes."""
-
-
-def ranked(table: pa.Table, metric: str) -> list[dict[str, Any]]:
-    """The finished jobs with a value of `metric`, best first, then the others in table order."""
-    rows = table.to_pylist()
-    scored = [r for r in rows if r["status"] == DONE and _number(r.get(metric)) is not None]
-    scored.sort(key=lambda r: float(r[metric]), reverse=metric not in LOWER_IS_BETTER)
-    first = {r["job"] for r in scored}
-    return scored + [r for r in rows if r["job"] not in first]
 
 
 def format_ranking(table: pa.Table, metric: str, params: Sequence[str], *, top: int) -> str:
@@ -63,7 +48,7 @@ def heatmap_png(table: pa.Table, metric: str, x: str, y: str) -> bytes | None:
     """`metric` over params `x` (columns) and `y` (rows) as a PNG; None without finished jobs."""
     cells: dict[tuple[Any, Any], list[float]] = defaultdict(list)
     for row in table.to_pylist():
-        value = _number(row.get(metric))
+        value = number(row.get(metric))
         if row["status"] == DONE and value is not None:
             cells[(row[f"param.{x}"], row[f"param.{y}"])].append(value)
     if not cells:
@@ -137,15 +122,9 @@ def _figures(metric: str) -> list[str]:
     return [metric, *(m for m in ("total_return", "max_drawdown", "trades") if m != metric)]
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    return None
-
-
 def _order(value: Any) -> tuple[int, Any]:
-    number = _number(value)
-    return (0, number) if number is not None else (1, str(value))
+    numeric = number(value)
+    return (0, numeric) if numeric is not None else (1, str(value))
 
 
 def _cell(value: Any) -> str:

@@ -25,8 +25,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from backtest.summary import METRIC_KEYS
-from sweep._jobs import Job
-from sweep._task import DONE, FAILED
+from sweep._jobs import DONE, FAILED, Job
 
 log = logging.getLogger(__name__)
 

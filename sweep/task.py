@@ -1,9 +1,10 @@
 """One job on a worker: its backtest, written into the job's directory, and the row it adds.
 
-Plain Python: Ray calls `run_job` in a worker (`sweep._ray`), and the
-serial baseline of ``bench/sweep.py`` calls it in one process. The backtest
-is `backtest.summary.run_backtest`, exactly as ``tickbus backtest`` runs it,
-so a job's figures are that single backtest's.
+A public module of its own, not imported by `sweep` (it brings pandas and
+matplotlib, through `backtest.summary`). Plain Python: Ray calls `run_job` in
+a worker (`sweep._ray`), and the serial baseline of ``bench/sweep.py`` calls
+it in one process. The backtest is `backtest.summary.run_backtest`, exactly as
+``tickbus backtest`` runs it, so a job's figures are that single backtest's.
 """
 
 from __future__ import annotations
@@ -14,16 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from backtest.summary import REPORT_FILE, run_backtest
-from sweep._jobs import Job
+from sweep._jobs import DONE, FAILED, Job
 from tickbus.errors import ConfigError, TapeError
-
-DONE = "done"
-"""The backtest ran to the end of its data."""
-FAILED = "failed"
-"""The algorithm raised (or refused its params), or the data broke the quote contract."""
-LOST = "lost"
-"""The job's worker died more often than ``--max-retries`` allows, or the job hit a
-fault of the machine rather than of the algorithm; a resumed sweep runs it again."""
 
 
 def run_job(job: Job, jobs_dir: Path) -> dict[str, Any]:
