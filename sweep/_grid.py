@@ -21,7 +21,7 @@ import itertools
 import json
 import math
 import tomllib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -131,7 +131,9 @@ def check_params(spec: str, sets: Sequence[Mapping[str, Any]], swept: Sequence[s
     for params in sets:
         watched = _WatchedParams(params)
         try:
-            factory().start(watched, order_ids=lambda: "check")
+            algorithm = factory()
+            object.__setattr__(algorithm, "initialize", watched.watching(algorithm.initialize))
+            algorithm.start(watched, order_ids=lambda: "check")
         except Exception as exc:  # the user's constructor or initialize
             refused.append(f"{_text(params, swept)}: {exc}")
         read |= watched.read
@@ -140,7 +142,7 @@ def check_params(spec: str, sets: Sequence[Mapping[str, Any]], swept: Sequence[s
             f"{spec} refuses {len(refused)} of the {len(sets)} param sets, e.g. "
             + "; ".join(refused[:3])
         )
-    unknown = sorted(set(swept) - read)
+    unknown = sorted(set(swept) - read - FRAMEWORK_PARAMS)
     if unknown:
         known = ", ".join(sorted(read - FRAMEWORK_PARAMS)) or "none"
         raise ConfigError(
@@ -154,23 +156,44 @@ def _text(params: Mapping[str, Any], names: Sequence[str]) -> str:
 
 
 class _WatchedParams(Mapping[str, Any]):
-    """Params that remember which names were read (iterating reads them all)."""
+    """Params that remember which names the user's ``initialize`` read (iterating reads all).
+
+    Reads count only inside a call `watching` wrapped, so the framework's own
+    copy of the params (`Algorithm.start` keeps them all) does not.
+    """
 
     def __init__(self, params: Mapping[str, Any]) -> None:
         self._params = dict(params)
+        self._counting = False
         self.read: set[str] = set()
 
+    def watching(self, initialize: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        """`initialize`, counting the reads made while it runs."""
+
+        def counted(params: Any) -> Any:
+            self._counting = True
+            try:
+                return initialize(params)
+            finally:
+                self._counting = False
+
+        return counted
+
+    def _note(self, names: Iterable[str]) -> None:
+        if self._counting:
+            self.read.update(names)
+
     def __getitem__(self, name: str) -> Any:
-        self.read.add(name)
+        self._note([name])
         return self._params[name]
 
     def __contains__(self, name: object) -> bool:
         if isinstance(name, str):
-            self.read.add(name)
+            self._note([name])
         return name in self._params
 
     def __iter__(self) -> Iterator[str]:
-        self.read |= set(self._params)
+        self._note(self._params)
         return iter(self._params)
 
     def __len__(self) -> int:

@@ -114,8 +114,8 @@ def connect(address: str | None, spec: str, *, num_cpus: int | None = None) -> I
             include_dashboard=False,
             object_store_memory=OBJECT_STORE_BYTES,
         )
-    try:
-        ray.init(address=address, **options)
+    try:  # "local": a Ray of our own, even when another runs on this machine
+        ray.init(address=address or "local", **options)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = "on this machine" if address is None else f"at {address}"
         raise ConfigError(f"cannot start Ray {where}: {exc}") from exc

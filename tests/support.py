@@ -297,3 +297,35 @@ class Mosquitto:
         if self._proc is not None and self._proc.poll() is None:
             self._proc.terminate()
             self._proc.wait(timeout=10)
+
+
+def run_on_terminal(args: Sequence[str], *, timeout: float = 120) -> tuple[int, str]:
+    """Run ``tickbus ARGS`` with stderr on a 120-column pseudo-terminal, stdout discarded.
+
+    Returns:
+        The exit code, and what the terminal was sent.
+    """
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    main, child = pty.openpty()
+    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    with open(os.devnull, "wb") as nowhere:
+        run = subprocess.run(
+            [sys.executable, "-m", "tickbus", *args],
+            stdout=nowhere, stderr=child, cwd=REPO_ROOT, timeout=timeout, check=False,
+        )  # fmt: skip
+    os.close(child)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(main)
+    return run.returncode, shown.decode(errors="replace")

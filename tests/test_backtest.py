@@ -13,7 +13,7 @@ import pytest
 
 import tape
 from broker import Quote
-from tests.support import REPO_ROOT
+from tests.support import REPO_ROOT, run_on_terminal
 
 DAY1 = 1_796_083_200.0  # 2026-12-01T00:00:00Z
 RESULT_FILES = ("summary.json", "orders.parquet", "fills.parquet", "equity.parquet")
@@ -210,31 +210,15 @@ def test_a_bad_algorithm_or_param_is_a_clear_error(sample: Path, tmp_path: Path)
 
 
 def test_a_terminal_gets_a_progress_bar_with_rate_and_eta(sample: Path, tmp_path: Path) -> None:
-    import fcntl
-    import os
-    import pty
-    import struct
-    import termios
-
-    main, child = pty.openpty()
-    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))  # 120 columns
-    with open(os.devnull, "wb") as nowhere:
-        run = subprocess.run(
-            [sys.executable, "-m", "tickbus", "backtest", "algos.examples:RandomAlgo",
-             "--data", str(sample), "--out", str(tmp_path / "tty")],
-            stdout=nowhere, stderr=child, cwd=REPO_ROOT, timeout=120, check=False,
-        )  # fmt: skip
-    os.close(child)
-    shown = b""
-    while True:
-        try:
-            chunk = os.read(main, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        shown += chunk
-    os.close(main)
-    assert run.returncode == 0
-    text = shown.decode(errors="replace")
+    returncode, text = run_on_terminal(
+        [
+            "backtest",
+            "algos.examples:RandomAlgo",
+            "--data",
+            str(sample),
+            "--out",
+            str(tmp_path / "tty"),
+        ]
+    )
+    assert returncode == 0
     assert "100%" in text and "quotes/s" in text and "35.1k/35.1k" in text, text[-500:]
