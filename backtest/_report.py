@@ -39,18 +39,13 @@ img { max-width: 100%; }
 """The CSS of every tickbus report (a backtest's, a sweep's)."""
 
 
-def write_plot(equity: pa.Table, path: Path) -> None:
-    """Write the equity curve and, below it, the drawdown in percent, as a PNG."""
-    path.write_bytes(_plot_png(equity))
-
-
 def write_report(
     directory: Path,
     *,
     title: str,
     metrics: Mapping[str, Any],
     params: Mapping[str, Any],
-    equity: pa.Table,
+    plot: bytes,
     fills: pa.Table,
     incomplete: str | None,
 ) -> Path:
@@ -61,11 +56,11 @@ def write_report(
         title: Its heading.
         metrics: The tearsheet (`backtest._metrics.tearsheet`).
         params: The algorithm's params.
-        equity: The equity samples, for the plot.
+        plot: The equity plot (`plot_png`), embedded.
         fills: The fills; the last `SHOWN_FILLS` are listed.
         incomplete: Why the run stopped early (shown in a red banner), or None.
     """
-    image = base64.b64encode(_plot_png(equity)).decode("ascii")
+    image = base64.b64encode(plot).decode("ascii")
     rows = format_summary(metrics).splitlines()
     parts = [
         "<!DOCTYPE html>",
@@ -88,7 +83,8 @@ def write_report(
     return path
 
 
-def _plot_png(equity: pa.Table) -> bytes:
+def plot_png(equity: pa.Table) -> bytes:
+    """The equity curve and, below it, the drawdown in percent, as a PNG."""
     figure = Figure(figsize=(10, 6), dpi=100)
     FigureCanvasAgg(figure)
     top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=[3, 1])

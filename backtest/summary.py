@@ -4,7 +4,7 @@ A public module of its own, not imported by `backtest`: it brings pandas,
 empyrical and matplotlib, which every ``tickbus`` command would otherwise pay
 for at start. Here too: `run_backtest` (a whole backtest into a directory, as
 ``tickbus backtest`` and each job of a sweep run it), `tearsheet` and
-`format_summary` (the metrics), `write_plot`, `write_report`, and the report's
+`format_summary` (the metrics), `plot_png`, `write_report`, and the report's
 `REPORT_STYLE` and `png_bytes` for other reports.
 
 ``summary.json`` is a function of the inputs alone (algorithm, params, data,
@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from backtest._engine import Backtest, BacktestConfig, Outcome
 from backtest._metric_keys import METRIC_KEYS
 from backtest._metrics import format_summary, tearsheet
-from backtest._report import REPORT_FILE, REPORT_STYLE, png_bytes, write_plot, write_report
+from backtest._report import REPORT_FILE, REPORT_STYLE, plot_png, png_bytes, write_report
 from backtest._results import EQUITY_FILE, FILLS_FILE, ResultWriter
 from tape import iso_from_ns, ns_from_time
 
@@ -118,13 +118,14 @@ def write_summary(directory: Path, config: BacktestConfig, outcome: Outcome) -> 
         "metrics": metrics,
     }
     (directory / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
-    write_plot(equity, directory / PLOT_FILE)
+    plot = plot_png(equity)  # drawn once: the file and the report's copy
+    (directory / PLOT_FILE).write_bytes(plot)
     write_report(
         directory,
         title=f"{config.spec} on {config.data.name}",
         metrics=metrics,
         params=config.params,
-        equity=equity,
+        plot=plot,
         fills=fills,
         incomplete=outcome.incomplete,
     )
@@ -156,10 +157,10 @@ __all__ = [
     "SUMMARY_FILE",
     "Finished",
     "format_summary",
+    "plot_png",
     "png_bytes",
     "run_backtest",
     "tearsheet",
-    "write_plot",
     "write_report",
     "write_run",
     "write_summary",

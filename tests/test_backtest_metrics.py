@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 
 from backtest import EQUITY_SCHEMA, FILLS_SCHEMA
-from backtest.summary import METRIC_KEYS, format_summary, tearsheet, write_plot, write_report
+from backtest.summary import METRIC_KEYS, format_summary, plot_png, tearsheet, write_report
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -147,7 +147,7 @@ def test_the_report_is_self_contained_escaped_and_flags_an_incomplete_run(
         title="t <i>",
         metrics=metrics,
         params={"name": "<b>x</b>"},
-        equity=EQUITY,
+        plot=plot_png(EQUITY),
         fills=FILLS,
         incomplete="stopped at quote #3",
     )
@@ -158,9 +158,8 @@ def test_the_report_is_self_contained_escaped_and_flags_an_incomplete_run(
     image = re.search(r'src="data:image/png;base64,([^"]+)"', page)
     assert image is not None and base64.b64decode(image.group(1)).startswith(PNG)
     complete = write_report(
-        tmp_path, title="t", metrics=metrics, params={}, equity=EQUITY, fills=FILLS,
+        tmp_path, title="t", metrics=metrics, params={}, plot=plot_png(EQUITY), fills=FILLS,
         incomplete=None,
     )  # fmt: skip
     assert "Incomplete" not in complete.read_text()
-    write_plot(EQUITY, tmp_path / "equity.png")
-    assert (tmp_path / "equity.png").read_bytes().startswith(PNG)
+    assert plot_png(EQUITY).startswith(PNG)
