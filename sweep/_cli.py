@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import signal
@@ -144,6 +145,7 @@ def sweep_command(
     --grid fast=5,10,20 --grid slow=30,60,120 --per-symbol
     """
     base = config_from_options(spec, options)
+    base = dataclasses.replace(base, data=base.data.resolve())  # workers have other cwds
     try:
         grid = merge_grids(parse_grid_option(grids), load_grid_file(grid_file) if grid_file else {})
         sets = param_sets(grid, base.params)
@@ -204,7 +206,7 @@ def _run(
     from sweep._ray import Finished, JobRunner, check_resources, connect
     from sweep._results import JOBS_DIR, write_result
 
-    jobs_dir = out / JOBS_DIR
+    jobs_dir = (out / JOBS_DIR).resolve()
     counts = {FAILED: 0, LOST: 0, "retried": 0, "quotes": 0}
     began = time.monotonic()
     try:

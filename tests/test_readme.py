@@ -163,3 +163,24 @@ def test_the_readme_first_backtest_runs_as_written(tmp_path: Path) -> None:
         assert (results / name).is_file(), name
     assert (results / "report.html").is_file() and (results / "equity.png").is_file()
     assert "Sharpe" in ran.stdout or "sharpe" in ran.stdout
+
+
+def test_the_readme_first_sweep_runs_as_written(tmp_path: Path) -> None:
+    block = next(block for block in code_blocks() if "tickbus sweep " in block)
+    commands = [line.split("  #")[0].strip() for line in block.splitlines() if line.strip()]
+    assert [c.split()[:2] for c in commands] == [["tickbus", "data"], ["tickbus", "sweep"]]
+    for command in commands:
+        ran = subprocess.run(
+            [sys.executable, "-m", *command.split()],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=tmp_path,
+        )
+        assert ran.returncode == 0, (command, ran.stderr)
+    results = tmp_path / "sweeps" / "first"
+    assert "27 jobs (9 param sets x 3 symbol groups)" in ran.stderr
+    assert ran.stdout.startswith("job ") and "sharpe" in ran.stdout.splitlines()[0]
+    for name in ("results.parquet", "results.csv", "heatmap.png", "report.html"):
+        assert (results / name).is_file(), name
+    assert len(list((results / "jobs").glob("*/report.html"))) == 27
