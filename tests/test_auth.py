@@ -306,14 +306,28 @@ def test_a_viewer_can_write_nothing(connect: Callable[..., Any]) -> None:
 
 def test_a_subscription_outside_the_role_delivers_nothing(connect: Callable[..., Any]) -> None:
     name, sid = unique("s"), unique("S").upper()
-    feed, bridge = connect("feed"), connect("bridge")
-    viewer = connect("viewer", f"quotes/{sid}", f"orders/{name}", f"status/feed/{name}")
-    execution = connect("execution", f"quotes/{sid}", f"orders/{name}")
+    feed, operator = connect("feed"), connect("operator")
+    viewer = connect("viewer", f"quotes/{sid}", f"control/bridge/{name}", f"status/feed/{name}")
+    execution = connect("execution", f"quotes/{sid}")
+    bridge = connect("bridge", f"control/bridge/{name}")
     publish_until_seen(feed, viewer, f"status/feed/{name}")  # the viewer's filters are in place
     publish_until_seen(feed, execution, f"quotes/{sid}")
-    publish_until_seen(bridge, execution, f"orders/{name}")
+    publish_until_seen(operator, bridge, f"control/bridge/{name}")
     publish_then_seen(feed, viewer, f"status/feed/{name}")
     assert set(viewer.topics()) == {f"status/feed/{name}"}
+
+
+def test_a_viewer_sees_orders_fills_rejections_and_dead_letters(
+    connect: Callable[..., Any],
+) -> None:
+    name = unique("v")
+    topics = [f"orders/{name}", f"orders/{name}/rejected", f"fills/{name}", "deadletter/bridge"]
+    viewer = connect("viewer", *topics)
+    bridge, execution = connect("bridge"), connect("execution")
+    publish_until_seen(bridge, viewer, f"orders/{name}")
+    publish_until_seen(bridge, viewer, f"orders/{name}/rejected")
+    publish_until_seen(execution, viewer, f"fills/{name}")
+    publish_until_seen(bridge, viewer, "deadletter/bridge")
 
 
 def test_a_component_reads_its_password_from_a_file_not_its_command_line(

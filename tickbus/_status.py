@@ -58,6 +58,9 @@ OFFLINE = "offline"
 STALE = "stale"
 INVALID = "invalid"
 
+DEFAULT_STALE_AFTER = 5.0
+"""Seconds after which an online component's status is called stale."""
+
 DEFAULT_FORGET_AFTER = 60.0
 """Seconds after which an offline component drops out of `tickbus status` and the view."""
 
@@ -284,14 +287,20 @@ def _age(age: float | None) -> str:
     return f"{age:.0f}s"
 
 
-def _counters(component: str, status: Mapping[str, Any]) -> str:
+def key_counters(component: str, status: Mapping[str, Any]) -> dict[str, Any]:
+    """The counters worth showing for a component: its kind's `KEY_COUNTERS`, or every number."""
     keys = KEY_COUNTERS.get(component) or [
         key
         for key, value in status.items()
         if key not in ("pid", "ts") and isinstance(value, int | float)
     ]
+    return {key: status[key] for key in keys if key in status}
+
+
+def _counters(component: str, status: Mapping[str, Any]) -> str:
     return " ".join(
-        f"{key}={'-' if status[key] is None else status[key]}" for key in keys if key in status
+        f"{key}={'-' if value is None else value}"
+        for key, value in key_counters(component, status).items()
     )
 
 
@@ -475,7 +484,7 @@ def _names(
 @click.option(
     "--stale-after",
     type=click.FloatRange(min=0, min_open=True),
-    default=5.0,
+    default=DEFAULT_STALE_AFTER,
     show_default=True,
     help="An online component whose last status is older than this (seconds) is stale.",
 )

@@ -23,6 +23,7 @@ from broker import (
     mqtt_option,
     with_password_file,
 )
+from dashboard import dashboard_command
 from execution import execution_group
 from feeds import feed_group
 from ring import ring_group
@@ -249,3 +250,4 @@ main.add_command(data_group)
 main.add_command(record_command)
 main.add_command(backtest_command)
 main.add_command(sweep_command)
+main.add_command(dashboard_command)
