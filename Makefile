@@ -49,6 +49,7 @@ lint: $(DEV)
 system-deps:
 	scripts/ensure-mosquitto.sh
 	scripts/ensure-node.sh
+	scripts/ensure-chromium.sh
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

@@ -47,11 +47,14 @@ PYTHON_SERVICES = (
     "bridge-sma",
     "recorder",
     "view",
+    "dashboard",
 )
 TOOL_SERVICES = ("operator",)
 """Python services for `docker compose run`, not started by `up` (profile "tools")."""
 PYTHON_IMAGE = "tickbus:dev"
 CREDENTIALS_MOUNT = "/credentials"
+OPERATOR_MOUNT = "/operator-credentials"
+"""Where the dashboard, alone, also mounts the operator's credentials."""
 
 
 @pytest.fixture(scope="module")
@@ -193,9 +196,15 @@ def test_each_service_logs_in_as_its_role_with_only_its_password(
         assert urlsplit(url).password is None, f"{name}: a password in a command line"
         assert password_file == f"{CREDENTIALS_MOUNT}/{role}.password", name
         assert f"{CREDENTIALS_MOUNT}:ro" in [v.split(":", 1)[1] for v in service["volumes"]], name
-        # Its role's volume, filled by the credentials service, and no other.
+        # Its role's volume, filled by the credentials service, and no other; but the
+        # dashboard, which also holds the operator's, for its actions (never sent to browsers).
         assert mounts(service)[CREDENTIALS_MOUNT] == made[f"{CREDENTIALS_MOUNT}/{role}"], name
-        assert len(set(mounts(service).values()) & set(made.values())) == 1, name
+        extra = (
+            {OPERATOR_MOUNT: made[f"{CREDENTIALS_MOUNT}/operator"]} if name == "dashboard" else {}
+        )
+        held = set(mounts(service).values()) & set(made.values())
+        assert held == {made[f"{CREDENTIALS_MOUNT}/{role}"], *extra.values()}, name
+        assert all(mounts(service)[target] == source for target, source in extra.items()), name
         roles_used.add(role)
     assert roles_used == {"feed", "execution", "bridge", "recorder", "viewer", "operator"}
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 import signal
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,8 +39,21 @@ def assert_all_stopped(log_dir: Path, broker_port: int | None) -> None:
         assert not broker_listening("127.0.0.1", broker_port), "broker still up"
 
 
+def dashboard_state(page: str) -> dict[str, Any] | None:
+    """The dashboard's /api/state once it shows both bridges with orders, else None."""
+    try:
+        with urllib.request.urlopen(f"{page}api/state", timeout=2) as answer:
+            state: dict[str, Any] = json.loads(answer.read())
+    except OSError:
+        return None
+    bridges = state["bridges"]
+    if {"random", "sma"} <= set(bridges) and bridges["random"]["fills"] > 0 and state["orders"]:
+        return state
+    return None
+
+
 def test_up_starts_a_broker_trades_and_stops_everything(procs: Processes, tmp_path: Path) -> None:
-    port = free_port()
+    port, page_port = free_port(), free_port()
     up = procs.tickbus(
         "up",
         "--port",
@@ -48,9 +64,15 @@ def test_up_starts_a_broker_trades_and_stops_everything(procs: Processes, tmp_pa
         "100",
         "--log-dir",
         str(tmp_path / "logs"),
+        "--dashboard-port",
+        str(page_port),
         name="up",
     )
+    page = f"http://localhost:{page_port}/"
+    state = wait_until(lambda: dashboard_state(page), timeout=30, what="the dashboard's state")
+    assert {c["name"] for c in state["components"]} >= {"random", "sma", "paper", "synthetic"}
     assert up.wait(timeout=60) == 0, up.log()
+    assert f"dashboard: {page}" in up.log()
     output = up.log()
     rows = bridge_rows(output)
     assert set(rows) == {"random", "sma"}, output
@@ -64,6 +86,7 @@ def test_up_starts_a_broker_trades_and_stops_everything(procs: Processes, tmp_pa
         "bridge-random.log",
         "bridge-sma.log",
         "broker.log",
+        "dashboard.log",
         "execution.log",
         "feed.log",
     ]
@@ -119,10 +142,14 @@ def test_up_with_an_unreachable_broker_fails_clearly_and_leaves_nothing_running(
 
 def test_up_with_auth_logs_every_process_in_as_its_role(procs: Processes, tmp_path: Path) -> None:
     port, logs = free_port(), tmp_path / "logs"
+    page_port = free_port()
     up = procs.tickbus(
         "up", "--auth", "--port", str(port), "--duration", "8", "--rate", "100",
-        "--log-dir", str(logs), name="up",
+        "--log-dir", str(logs), "--dashboard-port", str(page_port), name="up",
     )  # fmt: skip
+    page = f"http://localhost:{page_port}/"
+    state = wait_until(lambda: dashboard_state(page), timeout=30, what="the dashboard as viewer")
+    assert state["fills"], "the viewer reads the fills"
     assert up.wait(timeout=60) == 0, up.log()
     rows = bridge_rows(up.log())
     assert set(rows) == {"random", "sma"}, up.log()

@@ -79,6 +79,8 @@ class StackConfig:
         auth: Start the broker with a login per role (``tickbus broker --auth``,
             credentials in ``LOG_DIR/credentials``) and log every child in as
             its role; needs a broker of its own (no `mqtt`, none listening).
+        dashboard_port: The web dashboard's port on 127.0.0.1 (another free
+            port when it is taken); None starts no dashboard.
     """
 
     mqtt: MqttSettings | None
@@ -88,6 +90,7 @@ class StackConfig:
     duration: float | None = None
     log_dir: Path | None = None
     auth: bool = False
+    dashboard_port: int | None = 8080
 
 
 @dataclass
@@ -117,6 +120,7 @@ class Stack:
         self.children: list[Child] = []
         self.stopping = False
         self._credentials: Path | None = None  # with auth: where each role's password is
+        self.dashboard_url: str | None = None
 
     def __enter__(self) -> Stack:
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -159,10 +163,24 @@ class Stack:
                 str(self._config.rate),
             ],
         )
+        if self._config.dashboard_port is not None:
+            self._start_dashboard(settings, self._config.dashboard_port)
         if self._credentials is None:
             return settings
         viewer = role_password_file(self._credentials, "viewer")
         return dataclasses.replace(settings, username="viewer", password=read_password_file(viewer))
+
+    def _start_dashboard(self, settings: MqttSettings, preferred: int) -> None:
+        """The dashboard as the viewer, acting as the operator; on `preferred` or a free port."""
+        port = preferred if not _port_taken(preferred) else _free_port()
+        args = ["dashboard", *self._login(settings, "viewer"), "--port", str(port)]
+        if self._credentials is not None:
+            operator = role_password_file(self._credentials, "operator")
+            args += ["--operator-password-file", str(operator)]
+        self._spawn("dashboard", args)
+        self.dashboard_url = f"http://localhost:{port}/"
+        if port != preferred:
+            print(f"port {preferred} is taken; the dashboard uses {port}", file=sys.stderr)
 
     def _login(self, settings: MqttSettings, role: str) -> list[str]:
         """A child's connection options: the password goes in a 0600 file, never argv.
@@ -259,10 +277,13 @@ def run_stack(config: StackConfig) -> int:
     print(f"logs of every process: {log_dir}", file=sys.stderr)
     with Stack(config, log_dir=log_dir) as stack:
         settings = stack.start()
+        page = f"dashboard: {stack.dashboard_url}   " if stack.dashboard_url else ""
+        if page:
+            print(page.strip(), file=sys.stderr)
         run_view(
             ViewConfig(mqtt=settings, duration=config.duration),
             keep_going=lambda: not stack.stopping and stack.dead_child() is None,
-            footer=f"logs: {log_dir}   Ctrl-C stops every process",
+            footer=f"{page}logs: {log_dir}   Ctrl-C stops every process",
         )
         dead = stack.dead_child()
         if dead is not None and not stack.stopping:
@@ -308,3 +329,13 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _port_taken(port: int) -> bool:
+    """Whether 127.0.0.1:`port` cannot be bound (something listens there, or is about to)."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False

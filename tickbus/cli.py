@@ -165,6 +165,14 @@ def view_command(
     default=None,
     help="Where each process's log goes [default: a new temporary directory].",
 )
+@click.option(
+    "--dashboard-port",
+    type=click.IntRange(1, 65535),
+    default=8080,
+    show_default=True,
+    help="The web dashboard's port on 127.0.0.1 (another free one when it is taken).",
+)
+@click.option("--no-dashboard", is_flag=True, help="Start no web dashboard.")
 def up_command(
     mqtt_url: str | None,
     mqtt_password_file: Path | None,
@@ -175,8 +183,13 @@ def up_command(
     duration: float | None,
     auth: bool,
     log_dir: Path | None,
+    dashboard_port: int,
+    no_dashboard: bool,
 ) -> None:
     """Run the whole stack here: broker, feed, two algorithms with their bridges, live view.
+
+    It also serves the web dashboard (tickbus dashboard) on
+    http://localhost:DASHBOARD_PORT/ and prints its address.
 
     Ctrl-C or SIGTERM stops every process it started. Without --mqtt it starts
     a broker on 127.0.0.1:PORT, or uses the MQTT broker already listening
@@ -197,6 +210,7 @@ def up_command(
             duration=duration,
             log_dir=log_dir,
             auth=auth,
+            dashboard_port=None if no_dashboard else dashboard_port,
         )
         code = run_stack(config)
     except ConfigError as exc:
