@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from starlette.testclient import TestClient
 
 from broker import BusClient, MqttSettings
 from dashboard import BusState, Operator, create_app
+from dashboard._app import PUSH_INTERVAL_S
 from dashboard._state import FILTERS
 from tests.support import (
     REPO_ROOT,
@@ -141,6 +143,45 @@ def test_actions_need_the_token_beyond_the_loopback(
         assert unknown.status_code == 409 and "no-such-bridge" in unknown.json()["outcome"]
 
 
+def test_a_swap_from_the_dashboard_points_the_bridge_at_another_server(
+    stack: Stack, served: tuple[BusState, Operator], procs: Processes
+) -> None:
+    state, operator = served
+    other = serve_algorithm(procs, "algos.examples:RandomAlgo", "threshold=0.9")
+    app = create_app(state, operator, token=None, reports=None)
+    act = {"X-Tickbus-Action": "1"}
+    with TestClient(app, client=LOOPBACK) as client:
+        bad = client.post(f"/api/bridges/{stack.bridge}/swap", json={"rpc": "localhost:1"},
+                          headers=act)  # fmt: skip
+        assert bad.status_code == 409 and "tcp://HOST:PORT" in bad.json()["outcome"]
+        carry = {"rpc": other, "carry_portfolio": True}
+        swapped = client.post(f"/api/bridges/{stack.bridge}/swap", json=carry, headers=act)
+        assert swapped.status_code == 200 and swapped.json()["outcome"] == "swapped"
+        wait_until(
+            lambda: (client.get("/api/state").json()["bridges"][stack.bridge]["rpc"] == other),
+            timeout=15, what="the bridge reporting its new server",
+        )  # fmt: skip
+        log = client.get("/api/state").json()["actions"]
+    assert log[0]["detail"] == f"{other} carrying the portfolio" and log[0]["ok"]
+    assert not log[1]["ok"], "the refused swap is logged too"
+
+
+def test_pushes_stay_a_few_a_second_however_fast_the_bus_runs(
+    procs: Processes, mqtt_url: str
+) -> None:
+    import urllib.request
+
+    procs.tickbus("feed", "synthetic", "--mqtt", mqtt_url, "--symbols", unique("F").upper(),
+                  "--rate", "2000", "--name", unique("fast"), name="feed")  # fmt: skip
+    page = serve_dashboard(procs, mqtt_url)
+    events, began = 0, time.monotonic()
+    with urllib.request.urlopen(f"{page}api/events", timeout=10) as stream:
+        while time.monotonic() - began < 4:
+            if stream.readline().startswith(b"data: "):
+                events += 1
+    assert 2 <= events <= 4 / PUSH_INTERVAL_S + 1, events
+
+
 # --- the page, in a real browser -------------------------------------------------------
 
 
@@ -249,6 +290,9 @@ def test_the_page_shows_the_stack_and_its_kill_switch_works(
     screenshot = tmp_path / "dashboard.png"
     browser.save_screenshot(str(screenshot))
     assert screenshot.read_bytes().startswith(b"\x89PNG")
+    link.click()
+    wait_until(lambda: "Metrics" in text(browser, "body"), timeout=15, what="the report")
+    assert "algos.examples:RandomAlgo" in browser.title
 
 
 def test_a_page_left_open_across_a_broker_restart_shows_current_state(
