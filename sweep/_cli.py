@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import signal
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import click
@@ -208,16 +209,17 @@ def _run(
 
     jobs_dir = (out / JOBS_DIR).resolve()
     counts = {FAILED: 0, LOST: 0, "retried": 0, "quotes": 0}
+    stop = threading.Event()
     began = time.monotonic()
     try:
         with connect(address, todo[0].config.spec, num_cpus=workers) as cpus:
-            signal.signal(signal.SIGTERM, _interrupt)  # after ray.init, which sets its own
             check_resources(todo)
             runner = JobRunner(jobs_dir, max_retries=max_retries, in_flight=2 * cpus)
-            with tqdm(
-                total=len(todo), unit=" jobs", disable=not sys.stderr.isatty(), smoothing=0.1
-            ) as bar:
-                for event in runner.run(todo):
+            with (
+                _stop_on_signals(stop),  # after ray.init, which sets a SIGTERM handler of its own
+                tqdm(total=len(todo), unit=" jobs", disable=not sys.stderr.isatty()) as bar,
+            ):
+                for event in runner.run(todo, stop=stop):
                     if not isinstance(event, Finished):
                         counts["retried"] += 1
                     else:
@@ -235,13 +237,25 @@ def _run(
                     )
     except ConfigError as exc:
         raise click.ClickException(exc.reason) from exc
-    except KeyboardInterrupt:
-        return True
-    return False
+    return stop.is_set()
 
 
-def _interrupt(_signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
+@contextlib.contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """Ctrl-C and SIGTERM set `stop` (the runner ends between two waits), then as before.
+
+    A flag, not an exception: a KeyboardInterrupt raised inside Ray's calls
+    can leave its core worker inconsistent.
+    """
+    previous = {
+        signum: signal.signal(signum, lambda _signum, _frame: stop.set())
+        for signum in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _note(statuses: list[str], total: int, interrupted: bool) -> str | None:

@@ -21,6 +21,7 @@ import importlib.util
 import logging
 import os
 import socket
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,30 +177,24 @@ class JobRunner:
         self._in_flight = max(1, in_flight)
         self._pending: dict[Any, tuple[Job, int]] = {}
 
-    def run(self, jobs: Sequence[Job]) -> Iterator[Finished | Retrying]:
+    def run(
+        self, jobs: Sequence[Job], *, stop: threading.Event | None = None
+    ) -> Iterator[Finished | Retrying]:
         """Run `jobs`; yields each one's `Finished` as it ends, and a `Retrying` per retry.
 
         A job whose algorithm raised is finished (``failed``); one that ran
         out of retries, or hit an error outside the backtest, is finished as
-        ``lost`` with the error. Closing the iterator cancels what is in flight.
+        ``lost`` with the error. Once `stop` is set, it returns within half a
+        second, leaving the jobs in flight to Ray: they end with the driver
+        (Ray stops a job's tasks when its driver disconnects).
         """
         waiting = list(reversed(jobs))
-        try:
-            while waiting or self._pending:
-                while waiting and len(self._pending) < self._in_flight:
-                    self._submit(waiting.pop(), attempt=1)
-                ready, _ = self._ray.wait(list(self._pending), num_returns=1, timeout=0.5)
-                for ref in ready:
-                    yield self._collect(ref)
-        finally:
-            self.cancel()
-
-    def cancel(self) -> None:
-        """Cancel every job in flight (their workers are killed)."""
-        for ref in self._pending:
-            with contextlib.suppress(Exception):
-                self._ray.cancel(ref, force=True)
-        self._pending.clear()
+        while (waiting or self._pending) and not (stop is not None and stop.is_set()):
+            while waiting and len(self._pending) < self._in_flight:
+                self._submit(waiting.pop(), attempt=1)
+            ready, _ = self._ray.wait(list(self._pending), num_returns=1, timeout=0.5)
+            for ref in ready:
+                yield self._collect(ref)
 
     def _submit(self, job: Job, *, attempt: int) -> None:
         task = self._task.options(resources=dict(job.resources)) if job.resources else self._task

@@ -3,6 +3,8 @@ who may take them, and the page itself in a real headless Chromium (Debian's, vi
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 import time
@@ -171,15 +173,47 @@ def test_pushes_stay_a_few_a_second_however_fast_the_bus_runs(
 ) -> None:
     import urllib.request
 
+    feed = unique("fast")
     procs.tickbus("feed", "synthetic", "--mqtt", mqtt_url, "--symbols", unique("F").upper(),
-                  "--rate", "2000", "--name", unique("fast"), name="feed")  # fmt: skip
+                  "--rate", "2000", "--name", feed, name="feed")  # fmt: skip
     page = serve_dashboard(procs, mqtt_url)
-    events, began = 0, time.monotonic()
+    pushed: list[dict[str, Any]] = []
+    began = time.monotonic()
     with urllib.request.urlopen(f"{page}api/events", timeout=10) as stream:
         while time.monotonic() - began < 4:
-            if stream.readline().startswith(b"data: "):
-                events += 1
-    assert 2 <= events <= 4 / PUSH_INTERVAL_S + 1, events
+            line = stream.readline()
+            if line.startswith(b"data: "):
+                pushed.append(json.loads(line[len(b"data: ") :]))
+    assert 2 <= len(pushed) <= 4 / PUSH_INTERVAL_S + 1, len(pushed)
+    feeds = [c for c in pushed[-1]["components"] if c["name"] == feed]
+    assert feeds and feeds[0]["health"] == "online" and feeds[0]["counters"]["published"] > 0
+
+
+def test_beyond_the_loopback_the_dashboard_makes_a_token_and_asks_for_it(
+    procs: Processes, mqtt_url: str
+) -> None:
+    import urllib.error
+    import urllib.request
+
+    port = free_port()
+    proc = procs.tickbus("dashboard", "--mqtt", mqtt_url, "--bind", "0.0.0.0", "--port",
+                         str(port), name="dashboard")  # fmt: skip
+    printed = wait_until(lambda: re.search(r"\?token=(\S+)", proc.log()), timeout=30,
+                         what="the link with its token")  # fmt: skip
+    token, page = printed.group(1), f"http://127.0.0.1:{port}/"
+    wait_until(lambda: _answers(page), timeout=30, what="the dashboard")
+
+    def kill(headers: dict[str, str]) -> int:
+        request = urllib.request.Request(f"{page}api/bridges/nobody/kill", data=b"{}",
+                                         method="POST", headers=headers)  # fmt: skip
+        try:
+            with urllib.request.urlopen(request, timeout=20) as answer:
+                return int(answer.status)
+        except urllib.error.HTTPError as refused:
+            return refused.code
+
+    assert kill({"X-Tickbus-Action": "1"}) == 403, "even from this machine, without the token"
+    assert kill({"X-Tickbus-Action": "1", "X-Tickbus-Token": token}) == 409, "no such bridge"
 
 
 # --- the page, in a real browser -------------------------------------------------------
@@ -290,9 +324,12 @@ def test_the_page_shows_the_stack_and_its_kill_switch_works(
     screenshot = tmp_path / "dashboard.png"
     browser.save_screenshot(str(screenshot))
     assert screenshot.read_bytes().startswith(b"\x89PNG")
-    link.click()
+    link.click()  # the report opens in the page, below the list
+    browser.switch_to.frame(browser.find_element(By.ID, "report-view"))
     wait_until(lambda: "Metrics" in text(browser, "body"), timeout=15, what="the report")
-    assert "algos.examples:RandomAlgo" in browser.title
+    assert "algos.examples:RandomAlgo" in text(browser, "h1")
+    browser.switch_to.default_content()
+    browser.save_screenshot(str(tmp_path / "dashboard-report.png"))
 
 
 def test_a_page_left_open_across_a_broker_restart_shows_current_state(

@@ -50,16 +50,27 @@ def run_tickbus(*args: str) -> tuple[subprocess.CompletedProcess[str], float]:
     return result, time.monotonic() - started
 
 
+ANSWER_TRIES = 3
+"""Runs of a command `answer` makes at most, to see past a burst of load on a shared machine."""
+
+
 def answer(*args: str) -> tuple[subprocess.CompletedProcess[str], float]:
     """Run ``tickbus ARGS``; returns the result and its time as on an idle machine.
 
     That is the seconds it took less the start of a ``tickbus --version`` run
     just before (what the machine's load adds to starting Python), plus
-    `IDLE_START_S`.
+    `IDLE_START_S`. A run slower than `ANSWER_WITHIN_S` is tried again, up to
+    `ANSWER_TRIES` runs, and the fastest counts: the other tests' load comes in
+    bursts, while a command that is slow itself is slow every time.
     """
-    _version, start = run_tickbus("--version")
-    result, took = run_tickbus(*args)
-    return result, took - max(start, IDLE_START_S) + IDLE_START_S
+    runs = []
+    for _ in range(ANSWER_TRIES):
+        _version, start = run_tickbus("--version")
+        result, took = run_tickbus(*args)
+        runs.append((result, took - max(start, IDLE_START_S) + IDLE_START_S))
+        if runs[-1][1] < ANSWER_WITHIN_S:
+            break
+    return min(runs, key=lambda run: run[1])
 
 
 def assert_quick_refusal(result: subprocess.CompletedProcess[str], took: float) -> str:

@@ -157,7 +157,14 @@ async function loadReports() {
   const list = (await (await fetch("/api/reports")).json()).reports;
   document.getElementById("reports").replaceChildren(...list.map((r) => {
     const item = el("li");
-    item.appendChild(el("a", { href: `/reports/${r.path}/report.html` }, r.path));
+    const link = el("a", { href: `/reports/${r.path}/report.html` }, r.path);
+    link.addEventListener("click", (event) => {  // opens here; a middle click opens a tab
+      event.preventDefault();
+      const view = document.getElementById("report-view");
+      view.src = link.href;
+      view.hidden = false;
+    });
+    item.appendChild(link);
     item.appendChild(document.createTextNode(` (${r.kind})`));
     return item;
   }));
