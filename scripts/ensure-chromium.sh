@@ -9,24 +9,5 @@ have_chromium() { [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; }
 if have_chromium; then
   exit 0
 fi
-
-if ! command -v apt-get >/dev/null 2>&1; then
-  echo "chromium and chromium-driver are needed; install them with your package manager" >&2
-  exit 1
-fi
-
-sudo=""
-if [ "$(id -u)" -ne 0 ]; then
-  if command -v sudo >/dev/null 2>&1; then
-    sudo="sudo"
-  else
-    echo "chromium is missing and installing it needs root: apt-get install chromium chromium-driver" >&2
-    exit 1
-  fi
-fi
-
-echo "installing chromium and chromium-driver with apt-get" >&2
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+"$(dirname "$0")/apt-install.sh" chromium chromium-driver
 have_chromium

@@ -145,19 +145,29 @@ def test_the_readme_tape_example_runs_on_the_sample(tmp_path: Path) -> None:
     assert ran.stdout.startswith(promised.group(1)), (ran.stdout, promised.group(1))
 
 
-def test_the_readme_first_backtest_runs_as_written(tmp_path: Path) -> None:
-    block = next(block for block in code_blocks() if "tickbus backtest " in block)
+def run_block(verb: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run the README's block of ``tickbus data sample`` then ``tickbus VERB``, as written.
+
+    Returns:
+        The last command's run.
+    """
+    block = next(block for block in code_blocks() if f"tickbus {verb} " in block)
     commands = [line.split("  #")[0].strip() for line in block.splitlines() if line.strip()]
-    assert [c.split()[:2] for c in commands] == [["tickbus", "data"], ["tickbus", "backtest"]]
+    assert [c.split()[:2] for c in commands] == [["tickbus", "data"], ["tickbus", verb]]
     for command in commands:
         ran = subprocess.run(
             [sys.executable, "-m", *command.split()],
             capture_output=True,
             text=True,
-            timeout=120,
-            cwd=tmp_path,
+            timeout=300,
+            cwd=cwd,
         )
         assert ran.returncode == 0, (command, ran.stderr)
+    return ran
+
+
+def test_the_readme_first_backtest_runs_as_written(tmp_path: Path) -> None:
+    ran = run_block("backtest", tmp_path)
     results = tmp_path / "backtests" / "first"
     for name in ("orders.parquet", "fills.parquet", "equity.parquet", "summary.json"):
         assert (results / name).is_file(), name
@@ -166,18 +176,7 @@ def test_the_readme_first_backtest_runs_as_written(tmp_path: Path) -> None:
 
 
 def test_the_readme_first_sweep_runs_as_written(tmp_path: Path) -> None:
-    block = next(block for block in code_blocks() if "tickbus sweep " in block)
-    commands = [line.split("  #")[0].strip() for line in block.splitlines() if line.strip()]
-    assert [c.split()[:2] for c in commands] == [["tickbus", "data"], ["tickbus", "sweep"]]
-    for command in commands:
-        ran = subprocess.run(
-            [sys.executable, "-m", *command.split()],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            cwd=tmp_path,
-        )
-        assert ran.returncode == 0, (command, ran.stderr)
+    ran = run_block("sweep", tmp_path)
     results = tmp_path / "sweeps" / "first"
     assert "27 jobs (9 param sets x 3 symbol groups)" in ran.stderr
     assert ran.stdout.startswith("job ") and "sharpe" in ran.stdout.splitlines()[0]
