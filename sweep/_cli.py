@@ -109,6 +109,11 @@ INTERRUPTED_EXIT = 130
     help="Where results go; run the same command again to resume an interrupted sweep "
     "[default: sweeps/CLASS-ID, the same for the same command and data].",
 )
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Check the grid and list the jobs (id, params, symbols) without running any.",
+)
 def sweep_command(
     spec: str,
     grids: tuple[str, ...],
@@ -122,6 +127,7 @@ def sweep_command(
     top: int,
     heatmap: str | None,
     out: Path | None,
+    dry_run: bool,
     **options: Any,
 ) -> None:
     """Backtest MODULE:CLASS over a grid of params (and symbols) on Ray, one job per backtest.
@@ -159,9 +165,12 @@ def sweep_command(
         )
     except (ConfigError, TapeError) as exc:
         raise click.UsageError(exc.reason) from exc
+    out = out if out is not None else Path("sweeps") / f"{spec.rpartition(':')[2]}-{_key(jobs)}"
+    if dry_run:
+        _list_jobs(jobs, swept, out)
+        return
     from sweep import _report, _results  # pandas and matplotlib: only when a sweep runs
 
-    out = out if out is not None else Path("sweeps") / f"{spec.rpartition(':')[2]}-{_key(jobs)}"
     _claim(out, spec, grid, jobs)
     results: dict[str, dict[str, Any]] = dict(_results.load_results(out / _results.JOBS_DIR, jobs))
     todo = [job for job in jobs if job.id not in results]
@@ -272,6 +281,15 @@ def _note(statuses: list[str], total: int, interrupted: bool) -> str | None:
     if missing:
         parts.append("run the same command again to run the missing jobs")
     return "; ".join(parts) or None
+
+
+def _list_jobs(jobs: Sequence[Job], swept: Sequence[str], out: Path) -> None:
+    """``--dry-run``: one line per job (id, swept params, symbols), then where results would go."""
+    for job in jobs:
+        params = " ".join(f"{name}={job.params[name]}" for name in swept)
+        symbols = "all symbols" if job.symbols is None else ",".join(job.symbols)
+        click.echo(f"{job.id}  {params}  {symbols}")
+    click.echo(f"{len(jobs):,} jobs; results would go to {out}", err=True)
 
 
 def _symbol_groups(base: BacktestConfig, *, per_symbol: bool) -> list[tuple[str, ...] | None]:

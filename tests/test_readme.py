@@ -178,8 +178,8 @@ def test_the_readme_first_backtest_runs_as_written(tmp_path: Path) -> None:
 def test_the_readme_first_sweep_runs_as_written(tmp_path: Path) -> None:
     ran = run_block("sweep", tmp_path)
     results = tmp_path / "sweeps" / "first"
-    assert "27 jobs (9 param sets x 3 symbol groups)" in ran.stderr
+    assert "12 jobs (4 param sets x 3 symbol groups)" in ran.stderr
     assert ran.stdout.startswith("job ") and "sharpe" in ran.stdout.splitlines()[0]
     for name in ("results.parquet", "results.csv", "heatmap.png", "report.html"):
         assert (results / name).is_file(), name
-    assert len(list((results / "jobs").glob("*/report.html"))) == 27
+    assert len(list((results / "jobs").glob("*/report.html"))) == 12

@@ -147,6 +147,8 @@ def test_an_interrupted_sweep_resumes_with_the_same_command(sample: Path, tmp_pa
     table = rows(out)
     assert len(table) == 12 and {r["status"] for r in table} == {"done"}
     assert {r["attempts"] for r in table} == {1}
+    other = tickbus(*sweep_args(sample, out, "--grid", "fast=5,15", "--symbols", "GOOG"))
+    assert other.returncode == 2 and "holds another sweep" in other.stderr
 
 
 def _results(out: Path) -> list[Path]:
@@ -232,17 +234,20 @@ def test_an_unreachable_address_is_refused_at_once(
 
 
 def test_a_grid_file_gives_the_same_jobs_as_the_flags(sample: Path, tmp_path: Path) -> None:
-    toml = tmp_path / "grid.toml"
+    toml, json_file = tmp_path / "grid.toml", tmp_path / "grid.json"
     toml.write_text('fast = [5, 10]\nslow = "30:60:30"\n')
-    from_flags = tickbus(*sweep_args(sample, tmp_path / "a", "--grid", "fast=5,10",
-                                     "--grid", "slow=30,60", "--symbols", "GOOG"))  # fmt: skip
-    from_file = tickbus(*sweep_args(sample, tmp_path / "b", "--grid-file", str(toml),
-                                    "--symbols", "GOOG"))  # fmt: skip
-    assert from_flags.returncode == 0 and from_file.returncode == 0, from_file.stderr
-    assert {r["job"] for r in rows(tmp_path / "a")} == {r["job"] for r in rows(tmp_path / "b")}
-    other = tickbus(*sweep_args(sample, tmp_path / "a", "--grid", "fast=5,15",
-                                "--symbols", "GOOG"))  # fmt: skip
-    assert other.returncode == 2 and "holds another sweep" in other.stderr
+    json_file.write_text('{"fast": "5,10", "slow": [30, 60]}')
+    listed = []
+    for grid in (("--grid", "fast=5,10", "--grid", "slow=30,60"), ("--grid-file", str(toml)),
+                 ("--grid-file", str(json_file))):  # fmt: skip
+        run = tickbus(*sweep_args(sample, tmp_path / "out", *grid, "--symbols", "GOOG",
+                                  "--dry-run"))  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        listed.append(run.stdout)
+    assert listed[0] == listed[1] == listed[2]
+    lines = listed[0].splitlines()
+    assert len(lines) == 4 and lines[0].endswith("fast=5 slow=30  GOOG"), lines
+    assert "4 jobs; results would go to" in run.stderr and not (tmp_path / "out").exists()
 
 
 def _batches(items: list[Any], size: int) -> Iterator[list[Any]]:
