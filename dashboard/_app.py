@@ -46,6 +46,7 @@ KEEPALIVE_S = 5.0
 TOKEN_HEADER = "x-tickbus-token"
 ACTION_HEADER = "x-tickbus-action"
 MAX_REASON = 200
+ACTIONS = ("kill", "lift", "swap")
 
 
 def create_app(
@@ -90,6 +91,8 @@ def create_app(
             )  # fmt: skip
             return JSONResponse({"ok": False, "outcome": why}, status_code=403)
         name, action = request.path_params["name"], request.path_params["action"]
+        if action not in ACTIONS:
+            return JSONResponse({"ok": False, "outcome": f"no action {action!r}"}, status_code=404)
         try:
             body = await request.json()
         except ValueError:

@@ -143,6 +143,8 @@ def test_actions_need_the_token_beyond_the_loopback(
     with TestClient(loopback_only, client=LOOPBACK) as local:
         unknown = local.post("/api/bridges/no-such-bridge/kill", json={}, headers=act)
         assert unknown.status_code == 409 and "no-such-bridge" in unknown.json()["outcome"]
+        no_action = local.post(f"/api/bridges/{stack.bridge}/explode", json={}, headers=act)
+        assert no_action.status_code == 404 and "no action 'explode'" in no_action.json()["outcome"]
 
 
 def test_a_swap_from_the_dashboard_points_the_bridge_at_another_server(
