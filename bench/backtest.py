@@ -31,13 +31,11 @@ of them: it walks every feed at every step), and tickbus alone on
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -47,6 +45,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from bench._backtest_harness import build_dataset  # noqa: E402
+from bench._main import package_versions, run_bench  # noqa: E402
 
 HARNESS = HERE / "_backtest_harness.py"
 ENGINES = ("tickbus", "backtrader", "nautilus", "bare")
@@ -173,39 +172,21 @@ def report(results: dict[str, Any], settings: Settings) -> dict[str, Any]:
         **asdict(settings),
     }
     out["runs"] = results
-    out["machine"] = {"python": sys.version.split()[0], "versions": _versions()}
+    out["machine"] = {
+        "python": sys.version.split()[0],
+        "versions": package_versions(
+            "tickbus", "backtrader", "nautilus_trader", "pyarrow", "pandas", "numpy"
+        ),
+    }
     return out
 
 
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {}
-    for package in ("tickbus", "backtrader", "nautilus_trader", "pyarrow", "pandas", "numpy"):
-        try:
-            found[package] = version(package)
-        except PackageNotFoundError:
-            found[package] = "not installed"
-    return found
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--quick", action="store_true", help="a smaller run")
-    args = parser.parse_args()
-    settings = QUICK if args.quick else Settings()
-    work = Path(tempfile.mkdtemp(prefix="tickbus-bench-backtest-"))
-    try:
-        results = report(measure(settings, work), settings)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    if args.json:
-        print(json.dumps(results, indent=2))
-    else:
-        for key, value in results.items():
-            if key not in ("runs", "settings", "machine"):
-                print(f"{key}: {value}")
+    def run(quick: bool, work: Path) -> dict[str, Any]:
+        settings = QUICK if quick else Settings()
+        return report(measure(settings, work), settings)
+
+    run_bench("backtest", __doc__, run)
 
 
 if __name__ == "__main__":

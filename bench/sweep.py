@@ -27,13 +27,10 @@ tail), per job: (wall x CPUs - sum of the jobs' own times) / jobs.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -43,6 +40,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from backtest import BacktestConfig  # noqa: E402
+from bench._main import package_versions, run_bench  # noqa: E402
 from sweep import Job, data_identity, param_sets, parse_grid_option, plan_jobs  # noqa: E402
 from sweep._ray import Finished, JobRunner, connect  # noqa: E402
 from sweep.task import run_job  # noqa: E402
@@ -166,33 +164,16 @@ def report(results: dict[str, Any], settings: Settings) -> dict[str, Any]:
     }
     out["runs"] = results
     out["machine"] = {"python": sys.version.split()[0], "cores": os.cpu_count(),
-                      "versions": _versions()}  # fmt: skip
+                      "versions": package_versions("tickbus", "ray", "pyarrow")}  # fmt: skip
     return out
 
 
-def _versions() -> dict[str, str]:
-    from importlib.metadata import version
-
-    return {package: version(package) for package in ("tickbus", "ray", "pyarrow")}
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--quick", action="store_true", help="a smaller run")
-    args = parser.parse_args()
-    settings = QUICK if args.quick else Settings()
-    work = Path(tempfile.mkdtemp(prefix="tickbus-bench-sweep-"))
-    try:
-        results = report(measure(settings, work), settings)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    if args.json:
-        print(json.dumps(results, indent=2))
-    else:
-        for key, value in results.items():
-            if key not in ("runs", "settings", "machine"):
-                print(f"{key}: {value}")
+    def run(quick: bool, work: Path) -> dict[str, Any]:
+        settings = QUICK if quick else Settings()
+        return report(measure(settings, work), settings)
+
+    run_bench("sweep", __doc__, run)
 
 
 if __name__ == "__main__":

@@ -172,7 +172,7 @@ def sweep_command(
     from sweep import _report, _results  # pandas and matplotlib: only when a sweep runs
 
     _claim(out, spec, grid, jobs)
-    results: dict[str, dict[str, Any]] = dict(_results.load_results(out / _results.JOBS_DIR, jobs))
+    results = _results.load_results(out / _results.JOBS_DIR, jobs)
     todo = [job for job in jobs if job.id not in results]
     click.echo(
         f"{len(jobs):,} jobs ({len(sets):,} param sets x {len(groups):,} symbol groups): "
@@ -187,7 +187,8 @@ def sweep_command(
     png = _report.heatmap_png(table, rank_by, *axes) if axes else None
     if png is not None:
         (out / _report.HEATMAP_FILE).write_bytes(png)
-    note = _note(table.column("status").to_pylist(), len(jobs), interrupted)
+    statuses = table.column("status").to_pylist()
+    note = _note(statuses, len(jobs), interrupted)
     _report.write_report(
         out, table, title=f"Sweep of {spec} on {base.data.name}", metric=rank_by,
         params=swept, heatmap=png, note=note,
@@ -198,7 +199,7 @@ def sweep_command(
         click.echo(note, err=True)
     if interrupted:
         sys.exit(INTERRUPTED_EXIT)
-    if LOST in table.column("status").to_pylist():
+    if LOST in statuses:
         sys.exit(1)
 
 
