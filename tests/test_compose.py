@@ -30,7 +30,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from broker._auth import ACL_FILE, ROLES
 from tests.support import REPO_ROOT, Proc, Processes, free_port, unique, wait_until
 
-COMPOSE_SPEC = Path(__file__).parents[2] / "shared" / "compose-spec.json"
+COMPOSE_SPEC = Path(__file__).with_name("compose-spec.json")
+"""The Compose Specification's JSON schema (draft-07), kept here so the test runs from any clone."""
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 MOSQUITTO_CONF = REPO_ROOT / "broker" / "mosquitto.conf"
 MAKE_CREDENTIALS = REPO_ROOT / "broker" / "make-credentials.sh"
