@@ -208,7 +208,7 @@ class Algorithm(abc.ABC):
             QuoteRejected: `quotes` is not a list, or one quote breaks the
                 quote contract; nothing in the batch is handled.
         """
-        run = self._run("events")
+        self._run("events")  # NotInitialized before anything else
         if type(quotes) is not list and (
             isinstance(quotes, str | bytes) or not isinstance(quotes, Sequence)
         ):
@@ -216,11 +216,31 @@ class Algorithm(abc.ABC):
         checked = [checked_quote(quote, i) for i, quote in enumerate(quotes)]
         orders: list[Order] = []
         for quote in checked:
-            run.portfolio.mark(quote)
-            run.quotes += 1
-            run.last_quotes[quote["sid"]] = quote
-            orders.extend(self._handle(run, quote))
+            orders.extend(self.handle_checked(quote))
         return orders
+
+    def handle_checked(self, quote: dict[str, Any]) -> list[Order]:
+        """Handle one quote that already passed the quote contract; what `events` does per quote.
+
+        Marks the portfolio, counts the quote, then calls `event` as `events`
+        describes (an exception fails this quote only). For a caller that
+        knows `quote` is what `checked_quote` returns for it (the backtester,
+        on rows the tape proved clean with `columns_pass`) and owns it: the
+        algorithm gets this very dict. Anyone else calls `events`.
+
+        Returns:
+            The orders placed for this quote, in the order placed.
+
+        Raises:
+            NotInitialized: `start` has not been called yet.
+        """
+        run = self._tickbus_run  # `_run`, inline: once a quote
+        if run is None:
+            raise self._not_initialized("handle_checked")
+        run.portfolio.mark(quote)
+        run.quotes += 1
+        run.last_quotes[quote["sid"]] = quote
+        return self._handle(run, quote)
 
     def fill(self, report: Mapping[str, Any]) -> None:
         """Apply what execution reports about an order: a fill, or a rejection.
@@ -465,8 +485,11 @@ class Algorithm(abc.ABC):
     def _run(self, what: str) -> Run:
         run = self._tickbus_run
         if run is None:
-            raise NotInitialized(
-                f"{type(self).__name__} is not initialized: the framework's initialize "
-                f"(Algorithm.start(params) in Python) must come before {what}"
-            )
+            raise self._not_initialized(what)
         return run
+
+    def _not_initialized(self, what: str) -> NotInitialized:
+        return NotInitialized(
+            f"{type(self).__name__} is not initialized: the framework's initialize "
+            f"(Algorithm.start(params) in Python) must come before {what}"
+        )

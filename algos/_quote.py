@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 from tickbus.errors import QuoteRejected
 
-_RULES: dict[str, tuple[Callable[[float], bool], str]] = {
-    "price": (lambda v: v > 0, "a finite number > 0"),
-    "bid": (lambda v: v > 0, "a finite number > 0"),
-    "ask": (lambda v: v > 0, "a finite number > 0"),
-    "size": (lambda v: v >= 0, "a finite number >= 0"),
-    "ts": (lambda v: True, "a finite number (epoch seconds)"),
+_BOUNDS: dict[str, tuple[float, bool, str]] = {
+    "price": (0.0, False, "a finite number > 0"),
+    "bid": (0.0, False, "a finite number > 0"),
+    "ask": (0.0, False, "a finite number > 0"),
+    "size": (0.0, True, "a finite number >= 0"),
+    "ts": (-math.inf, False, "a finite number (epoch seconds)"),
 }
+"""Per numeric field: its lower bound, whether the bound itself is allowed, and the rule in words.
 
+Every field must also be finite; ``sid`` and ``price`` are required, the rest optional.
+"""
 
 _INF = math.inf
 
@@ -73,13 +79,43 @@ def _label(where: str | int) -> str:
 
 
 def _number(where: str | int, key: str, raw: object) -> float:
-    accept, wanted = _RULES[key]
+    low, inclusive, wanted = _BOUNDS[key]
     value = math.nan
     if isinstance(raw, int | float) and not isinstance(raw, bool):
         try:
             value = float(raw)
         except OverflowError:  # an int too large for a float
             value = math.nan
-    if not math.isfinite(value) or not accept(value):
+    if not math.isfinite(value) or not (value >= low if inclusive else value > low):
         raise QuoteRejected(f"{_label(where)} {key!r} must be {wanted}, got {raw!r}")
     return value
+
+
+def columns_pass(symbols: Iterable[object], numbers: Mapping[str, npt.NDArray[Any]]) -> bool:
+    """Whether quotes built from these columns all pass `checked_quote` unchanged; vectorised.
+
+    For a reader that builds quotes column by column (the tape): True means
+    each row, as a dict of its ``sid`` and its values of `numbers` as Python
+    floats (nulls left out), is a quote that `checked_quote` would return as
+    an equal copy, so it may go to `Algorithm.handle_checked` as it is. False
+    proves nothing about any one row: check them one by one with
+    `checked_quote`, which says which row breaks which rule.
+
+    Args:
+        symbols: The distinct ``sid`` values of the rows (no null among the rows).
+        numbers: float64 arrays with the non-null values of each numeric
+            field of the rows (``price`` and ``ts`` required, ``bid``,
+            ``ask`` and ``size`` optional; no other key).
+    """
+    if "price" not in numbers or "ts" not in numbers:
+        return False
+    if not all(type(sid) is str and sid.strip() and sid.upper() == sid for sid in symbols):
+        return False
+    for key, values in numbers.items():
+        if key not in _BOUNDS or values.dtype != np.float64:
+            return False
+        low, inclusive, _ = _BOUNDS[key]
+        above = values >= low if inclusive else values > low
+        if not bool(np.all(above & (values < math.inf))):  # NaN fails both comparisons
+            return False
+    return True

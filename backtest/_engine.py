@@ -8,7 +8,10 @@ stack handles it when every order is filled before the next quote arrives:
 2. paper matching sees it (`execution.PaperBook.on_quote`): the waiting
    orders it fills go back to the algorithm (`Algorithm.fill`), then market
    orders that waited longer than the quote timeout are rejected;
-3. the algorithm handles it (`Algorithm.events`, the server's path);
+3. the algorithm handles it (`Algorithm.events`, the server's path; for
+   batches the tape proved to pass the quote contract,
+   `Algorithm.handle_checked` on a copy, which is what `events` does after
+   checking each quote);
 4. each order placed passes the bridge's screen (`risk.OrderScreen`: order
    schema, risk limits): a refusal goes back to the algorithm as the bridge
    reports one; an order let through goes to `PaperBook.submit`, and its fill
@@ -38,7 +41,7 @@ from broker import DEFAULT_MAX_PRICE_JUMP_PCT, PriceBand, Quote
 from execution import Fill, PaperBook, Rejection
 from portfolio import Portfolio
 from risk import OrderScreen, Refusal, RiskGate, RiskLimits
-from tape import TimeLike, iso_from_ns, locate, ns_from_seconds, read_batches
+from tape import QuoteBatch, TimeLike, iso_from_ns, locate, ns_from_seconds, read_quote_batches
 from tickbus.errors import ConfigError, PortfolioError, QuoteRejected, TapeError
 
 BACKTEST_NAME = "backtest"
@@ -147,7 +150,7 @@ class Backtest:
     def __init__(self, config: BacktestConfig) -> None:
         self.config = config
         self._algorithm = _start(config)
-        self._batches = read_batches(
+        self._batches = read_quote_batches(
             config.data, symbols=config.symbols, start=config.start, end=config.end
         )
 
@@ -184,7 +187,7 @@ class Backtest:
                 if not loop.handle(batch):
                     break
                 if progress is not None:
-                    progress(len(batch))
+                    progress(len(batch.quotes))
         except TapeError as exc:
             loop.outcome.incomplete = exc.reason
         loop.finish()
@@ -235,14 +238,17 @@ class _Loop:
         self._next_sample = float("-inf")
         self._last_ts: float | None = None
         self._sampled_ts: float | None = None
+        # Checked quotes may skip `events` only when it is the framework's own.
+        self._may_skip_events = type(algorithm).events is Algorithm.events
 
-    def handle(self, batch: list[Quote]) -> bool:
+    def handle(self, batch: QuoteBatch) -> bool:
         """Handle every quote of `batch` in order; False once the run must stop."""
         clock, book, run = self._clock, self._book, self._run
         band = self._band.check if self._band.max_jump_pct is not None else None
         note_prices = self._screen.note_prices if self._needs_prices else None
-        events = self._algorithm.events
-        for quote in batch:
+        checked = batch.checked and self._may_skip_events
+        handle_checked, events = self._algorithm.handle_checked, self._algorithm.events
+        for quote in batch.quotes:
             ts = quote["ts"]
             clock.now = ts
             if band is not None and band(quote["sid"], quote["price"]) is not None:
@@ -261,7 +267,9 @@ class _Loop:
                 note_prices((quote,))
             errors = run.errors
             try:
-                orders = events([quote])
+                # A copy, as the server's: the quote paper matching keeps as the
+                # latest is safe from an algorithm that writes into its quote.
+                orders = handle_checked(quote.copy()) if checked else events([quote])  # type: ignore[arg-type]
             except QuoteRejected as exc:
                 if not self._bad_row(quote, exc.reason):
                     return False

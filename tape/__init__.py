@@ -8,7 +8,8 @@
 * `write_rows`: rows into a dataset as finished Parquet files, each sorted by
   ``ts``, written atomically (hidden temporary file, fsync, rename).
 * `read_quotes` / `read_batches`: a dataset back as quotes in ``ts`` order,
-  filtered by symbols and a time range, streaming row group by row group;
+  filtered by symbols and a time range, streaming row group by row group
+  (`read_quote_batches`: also whether each batch passes the quote contract);
   `parse_time` / `ns_from_time` for the bounds (epoch seconds, datetimes, ISO 8601),
   `iso_from_ns` back to text; `selection_options`, the ``--symbols``,
   ``--start`` and ``--end`` flags of every command that reads a dataset;
@@ -43,7 +44,7 @@ from tape._journal import (
 )
 from tape._locate import locate
 from tape._options import selection_options
-from tape._reader import CHUNK_ROWS, read_batches, read_quotes
+from tape._reader import CHUNK_ROWS, QuoteBatch, read_batches, read_quote_batches, read_quotes
 from tape._record_cli import record_command
 from tape._recorder import run_recorder
 from tape._sample import SampleConfig, SampleReport, write_sample
@@ -76,6 +77,7 @@ __all__ = [
     "ImportReport",
     "Journal",
     "JournalContents",
+    "QuoteBatch",
     "RecorderConfig",
     "SampleConfig",
     "SampleReport",
@@ -96,6 +98,7 @@ __all__ = [
     "quote_from_row",
     "read_batches",
     "read_journal",
+    "read_quote_batches",
     "read_quotes",
     "record_command",
     "run_recorder",

@@ -18,6 +18,10 @@ The plan, from cheap to dear:
 
 Runs of quotes that no other file interleaves go out as slices of a chunk,
 so files that follow each other in time cost no per-quote heap work.
+
+Each chunk is also tested against the quote contract as columns
+(`algos.columns_pass`); `read_quote_batches` says which batches passed, so
+the backtester can hand their quotes on without checking them one by one.
 """
 
 from __future__ import annotations
@@ -28,13 +32,14 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from algos import columns_pass
 from broker import Quote
 from tape._catalog import (
     OPTIONAL_COLUMNS,
@@ -67,6 +72,28 @@ class _Selection:
         return (self.start_ns is not None and last_ns < self.start_ns) or (
             self.end_ns is not None and first_ns >= self.end_ns
         )
+
+
+class QuoteBatch(NamedTuple):
+    """Quotes in ``ts`` order, and whether they are known to pass the quote contract.
+
+    Attributes:
+        quotes: 1 to `CHUNK_ROWS` quotes.
+        checked: True when every quote is what `algos.checked_quote` returns
+            for it (`algos.columns_pass` held for its rows); False when some
+            may break the contract: check them one by one.
+    """
+
+    quotes: list[Quote]
+    checked: bool
+
+
+class _Chunk(NamedTuple):
+    """Rows of one file as Python quotes: their ``ts`` in ns, and whether all pass the contract."""
+
+    keys: np.ndarray[Any, np.dtype[np.int64]]
+    quotes: list[Quote]
+    checked: bool
 
 
 @dataclass(frozen=True)
@@ -115,7 +142,8 @@ def read_quotes(
             `symbols` is empty.
     """
     return itertools.chain.from_iterable(
-        read_batches(directory, symbols=symbols, start=start, end=end)
+        batch.quotes
+        for batch in read_quote_batches(directory, symbols=symbols, start=start, end=end)
     )
 
 
@@ -130,6 +158,23 @@ def read_batches(
 
     Each list holds 1 to `CHUNK_ROWS` quotes; concatenated, the lists are
     exactly what `read_quotes` yields. Arguments and errors as `read_quotes`.
+    """
+    return (
+        batch.quotes
+        for batch in read_quote_batches(directory, symbols=symbols, start=start, end=end)
+    )
+
+
+def read_quote_batches(
+    directory: Path | str,
+    *,
+    symbols: str | Iterable[str] | None = None,
+    start: TimeLike | None = None,
+    end: TimeLike | None = None,
+) -> Iterator[QuoteBatch]:
+    """`read_batches` with, per list, whether its quotes pass the quote contract.
+
+    The lists are those of `read_batches`. Arguments and errors as `read_quotes`.
     """
     root = Path(directory)
     selection = _selection(symbols, start, end)
@@ -185,6 +230,7 @@ class _Cursor:
         self.keys: np.ndarray[Any, np.dtype[np.int64]] = np.empty(0, np.int64)
         self.ns: list[int] = []
         self.quotes: list[Quote] = []
+        self.checked = False
         self.pos = 0
         try:
             self._parquet = pq.ParquetFile(span.path)
@@ -195,7 +241,7 @@ class _Cursor:
     def advance(self) -> bool:
         """Load the next chunk; False (and the file closed) when there is none."""
         try:
-            self.keys, self.quotes = next(self._chunks)
+            self.keys, self.quotes, self.checked = next(self._chunks)
         except StopIteration:
             self.close()
             return False
@@ -210,9 +256,7 @@ class _Cursor:
         """Close the file."""
         self._parquet.close()
 
-    def _read(
-        self, selection: _Selection
-    ) -> Iterator[tuple[np.ndarray[Any, np.dtype[np.int64]], list[Quote]]]:
+    def _read(self, selection: _Selection) -> Iterator[_Chunk]:
         for index, first, last in self.span.groups:
             if selection.end_ns is not None and first >= selection.end_ns:
                 return  # the file is sorted by ts: no later group is selected either
@@ -243,7 +287,7 @@ def _select(table: pa.Table, selection: _Selection) -> pa.Table:
     return table.filter(mask)
 
 
-def _to_python(table: pa.Table) -> tuple[np.ndarray[Any, np.dtype[np.int64]], list[Quote]]:
+def _to_python(table: pa.Table) -> _Chunk:
     """The ns and quotes of `table`'s rows, column by column, not through pyarrow scalars.
 
     Quotes are built in one comprehension when every row has the same keys
@@ -251,43 +295,70 @@ def _to_python(table: pa.Table) -> tuple[np.ndarray[Any, np.dtype[np.int64]], li
     one grown key by key, and this is the reader's hot loop.
     """
     ns = table.column("ts").cast(pa.int64()).to_numpy()
-    sids = _symbols(table.column("sid"))
+    names, sids = _symbols(table.column("sid"))
     prices = _floats(table.column("price"))
-    seconds = seconds_array(ns).tolist()
+    seconds = seconds_array(ns)
     optional = {
         key: table.column(key)
         for key in OPTIONAL_COLUMNS
         if key in table.column_names and table.column(key).null_count < table.num_rows
     }
+    checked = _checked(table, names, seconds, optional)
     if not optional:
-        return ns, [
-            {"sid": sid, "price": price, "ts": ts}
-            for sid, price, ts in zip(sids, prices, seconds, strict=True)
-        ]
+        return _Chunk(
+            ns,
+            [
+                {"sid": sid, "price": price, "ts": ts}
+                for sid, price, ts in zip(sids, prices, seconds.tolist(), strict=True)
+            ],
+            checked,
+        )
     if len(optional) == len(OPTIONAL_COLUMNS) and not any(c.null_count for c in optional.values()):
         bids, asks, sizes = (_floats(optional[key]) for key in OPTIONAL_COLUMNS)
-        return ns, [
-            {"sid": sid, "price": price, "ts": ts, "bid": bid, "ask": ask, "size": size}
-            for sid, price, ts, bid, ask, size in zip(
-                sids, prices, seconds, bids, asks, sizes, strict=True
-            )
-        ]
+        return _Chunk(
+            ns,
+            [
+                {"sid": sid, "price": price, "ts": ts, "bid": bid, "ask": ask, "size": size}
+                for sid, price, ts, bid, ask, size in zip(
+                    sids, prices, seconds.tolist(), bids, asks, sizes, strict=True
+                )
+            ],
+            checked,
+        )
     quotes: list[Quote] = [
         {"sid": sid, "price": price, "ts": ts}
-        for sid, price, ts in zip(sids, prices, seconds, strict=True)
+        for sid, price, ts in zip(sids, prices, seconds.tolist(), strict=True)
     ]
     for key, column in optional.items():
         for quote, value in zip(quotes, _floats(column), strict=True):
             if value is not None:
                 quote[key] = value  # type: ignore[literal-required]
-    return ns, quotes
+    return _Chunk(ns, quotes, checked)
 
 
-def _symbols(column: pa.ChunkedArray) -> list[str]:
-    """The ``sid`` column as Python strings, one object per distinct symbol."""
+def _checked(
+    table: pa.Table,
+    names: list[str],
+    seconds: np.ndarray[Any, np.dtype[np.float64]],
+    optional: dict[str, pa.ChunkedArray],
+) -> bool:
+    """Whether every row of `table` passes the quote contract (`algos.columns_pass`)."""
+    if table.column("sid").null_count or table.column("price").null_count:
+        return False
+    numbers = {"price": table.column("price").to_numpy(), "ts": seconds}
+    for key, column in optional.items():
+        numbers[key] = (column.drop_null() if column.null_count else column).to_numpy()
+    return columns_pass(names, numbers)
+
+
+def _symbols(column: pa.ChunkedArray) -> tuple[list[str], list[str]]:
+    """The distinct values of the ``sid`` column, and the column as Python strings.
+
+    One Python object per distinct symbol, shared by its rows.
+    """
     encoded = pc.dictionary_encode(column).combine_chunks()
     names: list[str] = encoded.dictionary.to_pylist()
-    return [names[i] for i in encoded.indices.to_numpy().tolist()]
+    return names, [names[i] for i in encoded.indices.to_numpy().tolist()]
 
 
 def _floats(column: pa.ChunkedArray) -> list[Any]:
@@ -297,7 +368,7 @@ def _floats(column: pa.ChunkedArray) -> list[Any]:
     return column.to_numpy().tolist()  # type: ignore[no-any-return]
 
 
-def _merge(spans: list[_Span], selection: _Selection) -> Iterator[list[Quote]]:
+def _merge(spans: list[_Span], selection: _Selection) -> Iterator[QuoteBatch]:
     """The selected quotes of `spans` in (ts, file order, row) order, as runs.
 
     The heap holds (next ts, file order) per file: for an unopened file its
@@ -326,11 +397,11 @@ def _merge(spans: list[_Span], selection: _Selection) -> Iterator[list[Quote]]:
             limit = _run_end(cursor, heap)
             if limit - cursor.pos < _SHORT_RUN and len(cursors) > 1:
                 window = _window(cursors, heap)
-                if window:
+                if window.quotes:
                     yield window
                     heap = _rekey(cursors, heap)
                     continue
-            yield cursor.quotes[cursor.pos : limit]
+            yield QuoteBatch(cursor.quotes[cursor.pos : limit], cursor.checked)
             cursor.pos = limit
             if limit < len(cursor.ns) or cursor.advance():
                 heapq.heapreplace(heap, (cursor.ns[cursor.pos], order))
@@ -351,7 +422,7 @@ def _run_end(cursor: _Cursor, heap: list[tuple[int, int]]) -> int:
     return search(cursor.ns, runner_up[0], cursor.pos)
 
 
-def _window(cursors: dict[int, _Cursor], heap: list[tuple[int, int]]) -> list[Quote]:
+def _window(cursors: dict[int, _Cursor], heap: list[tuple[int, int]]) -> QuoteBatch:
     """The open files' rows before any row still unseen, in order; advances their positions.
 
     The bound is the earliest last ts of an open chunk or first ts of an
@@ -361,18 +432,19 @@ def _window(cursors: dict[int, _Cursor], heap: list[tuple[int, int]]) -> list[Qu
     """
     bound = min(cursor.ns[-1] for cursor in cursors.values())
     bound = min([bound, *(ns for ns, order in heap if order not in cursors)])
-    keys, pool = [], []
+    keys, pool, checked = [], [], True
     for order in sorted(cursors):
         cursor = cursors[order]
         end = bisect_left(cursor.ns, bound, cursor.pos)
         if end > cursor.pos:
             keys.append(cursor.keys[cursor.pos : end])
             pool += cursor.quotes[cursor.pos : end]
+            checked = checked and cursor.checked
             cursor.pos = end
     if not pool:
-        return []
+        return QuoteBatch([], checked)
     ranking = np.argsort(np.concatenate(keys), kind="stable")
-    return [pool[i] for i in ranking.tolist()]
+    return QuoteBatch([pool[i] for i in ranking.tolist()], checked)
 
 
 def _rekey(cursors: dict[int, _Cursor], heap: list[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -83,3 +83,18 @@ class EventsAlwaysRaises(Algorithm):
 
     def events(self, quotes: Sequence[Mapping[str, Any]]) -> list[Any]:
         raise RuntimeError(f"cannot take {len(quotes)} quotes")
+
+
+class ScribblesOnQuotes(Algorithm):
+    """Buys 1 share every 50th quote, then writes absurd prices into the quote it was handed."""
+
+    def initialize(self, params: Mapping[str, Any]) -> list[str]:
+        self.n = 0
+        return ["quotes/#"]
+
+    def event(self, quote: Mapping[str, Any]) -> list[Any] | None:
+        self.n += 1
+        order = self.buy(quote, 1) if self.n % 50 == 0 else None
+        scribbled: dict[str, Any] = quote  # type: ignore[assignment]
+        scribbled.update(price=1e6, bid=1e6, ask=1e6)
+        return None if order is None else [order]

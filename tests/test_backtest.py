@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -126,6 +127,16 @@ def test_an_algorithm_whose_events_raises_stops_at_the_first_quote(
     run = backtest("tests.newcomer_algos:EventsAlwaysRaises", sample, tmp_path / "events")
     assert run.returncode == 1
     assert "failed on quote #1" in run.stderr and "RuntimeError: cannot take 1 quotes" in run.stderr
+
+
+def test_an_algorithm_writing_into_its_quote_moves_no_fill(sample: Path, tmp_path: Path) -> None:
+    out = tmp_path / "scribbles"
+    run = backtest("tests.newcomer_algos:ScribblesOnQuotes", sample, out)
+    assert run.returncode == 0, run.stderr
+    fills = pq.read_table(out / "fills.parquet")
+    highest_ask = pc.max(pq.read_table(sample, columns=["ask"]).column("ask")).as_py()
+    assert fills.num_rows > 100
+    assert max(fills.column("price").to_pylist()) <= highest_ask, "filled at the scribbled ask"
 
 
 def write_quotes(root: Path, quotes: list[Quote], writer: str) -> Path:

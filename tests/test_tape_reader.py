@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -105,6 +106,25 @@ def test_batches_are_the_same_quotes_in_runs(dataset: tuple[Path, list[Quote]]) 
     batches = list(tape.read_batches(root))
     assert all(1 <= len(b) <= tape.CHUNK_ROWS for b in batches)
     assert [q for b in batches for q in b] == list(tape.read_quotes(root))
+
+
+def test_each_batch_says_whether_it_passes_the_quote_contract(
+    dataset: tuple[Path, list[Quote]],
+) -> None:
+    root, _ = dataset
+    batches = list(tape.read_quote_batches(root))
+    assert [b.quotes for b in batches] == list(tape.read_batches(root))
+    assert all(b.checked for b in batches), "nulls in bid/ask/size break nothing"
+    path = sorted(root.rglob("*.parquet"))[3]
+    table = pq.read_table(path)
+    prices = table.column("price").to_pylist()
+    prices[5] = float("nan")
+    pq.write_table(table.set_column(3, "price", pa.array(prices)), path)
+    spoiled = list(tape.read_quote_batches(root))
+    suspects = [b for b in spoiled if not b.checked]
+    assert any(math.isnan(q["price"]) for b in suspects for q in b.quotes)
+    assert not any(math.isnan(q["price"]) for b in spoiled if b.checked for q in b.quotes)
+    assert len(suspects) < len(spoiled), "only the batches of the spoiled chunk lose the flag"
 
 
 def test_symbols_are_filtered_case_insensitively(dataset: tuple[Path, list[Quote]]) -> None:
