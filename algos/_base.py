@@ -234,9 +234,7 @@ class Algorithm(abc.ABC):
         Raises:
             NotInitialized: `start` has not been called yet.
         """
-        run = self._tickbus_run  # `_run`, inline: once a quote
-        if run is None:
-            raise self._not_initialized("handle_checked")
+        run = self._run("handle_checked")
         run.portfolio.mark(quote)
         run.quotes += 1
         run.last_quotes[quote["sid"]] = quote
@@ -485,11 +483,8 @@ class Algorithm(abc.ABC):
     def _run(self, what: str) -> Run:
         run = self._tickbus_run
         if run is None:
-            raise self._not_initialized(what)
+            raise NotInitialized(
+                f"{type(self).__name__} is not initialized: the framework's initialize "
+                f"(Algorithm.start(params) in Python) must come before {what}"
+            )
         return run
-
-    def _not_initialized(self, what: str) -> NotInitialized:
-        return NotInitialized(
-            f"{type(self).__name__} is not initialized: the framework's initialize "
-            f"(Algorithm.start(params) in Python) must come before {what}"
-        )

@@ -202,6 +202,24 @@ def test_the_channels_param_wins_over_what_initialize_returns() -> None:
 def test_events_before_start_names_the_framework_entry_point() -> None:
     with pytest.raises(NotInitialized, match=r"Algorithm.start\(params\)"):
         Counter().events([quote()])
+    with pytest.raises(NotInitialized, match=r"must come before handle_checked"):
+        Counter().handle_checked(quote())
+
+
+def test_handle_checked_is_what_events_does_after_checking() -> None:
+    requests = [[{"sid": "GOOG", "side": "buy", "qty": 1 + i % 3}] for i in range(20)]
+    by_events, by_handle = Requester(), Requester()
+    for algo in (by_events, by_handle):
+        ids = iter(range(100))
+        algo.start({"requests": list(requests)}, order_ids=lambda ids=ids: f"o{next(ids)}")
+    placed = []
+    for i in range(40):
+        one = quote(price=100.0 + i, ts=1.8e9 + i)
+        orders = by_events.events([one])
+        assert orders == by_handle.handle_checked(dict(one))
+        placed += orders
+    assert len(placed) == 20
+    assert by_events.state() == by_handle.state()
 
 
 def test_a_quote_without_ts_is_stamped() -> None:
