@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import itertools
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -206,12 +208,16 @@ def test_events_before_start_names_the_framework_entry_point() -> None:
         Counter().handle_checked(quote())
 
 
+def next_id(ids: Iterator[int]) -> str:
+    return f"o{next(ids)}"
+
+
 def test_handle_checked_is_what_events_does_after_checking() -> None:
     requests = [[{"sid": "GOOG", "side": "buy", "qty": 1 + i % 3}] for i in range(20)]
     by_events, by_handle = Requester(), Requester()
     for algo in (by_events, by_handle):
-        ids = iter(range(100))
-        algo.start({"requests": list(requests)}, order_ids=lambda ids=ids: f"o{next(ids)}")
+        ids = itertools.count(1)
+        algo.start({"requests": list(requests)}, order_ids=functools.partial(next_id, ids))
     placed = []
     for i in range(40):
         one = quote(price=100.0 + i, ts=1.8e9 + i)
