@@ -61,11 +61,14 @@ def create_app(
         reports: The directory of backtest and sweep results, or None.
     """
 
+    def current() -> dict[str, Any]:
+        return {**state.snapshot(), "actions": operator.history()}
+
     async def page(_request: Request) -> Response:
         return FileResponse(STATIC / "index.html")
 
     async def snapshot(_request: Request) -> Response:
-        return JSONResponse({**state.snapshot(), "actions": operator.history()})
+        return JSONResponse(current())
 
     async def access(request: Request) -> Response:
         return JSONResponse({"can_act": _may_act(request, token), "token_needed": bool(token)})
@@ -79,8 +82,7 @@ def create_app(
         while not await request.is_disconnected():
             if state.version != sent or quiet >= KEEPALIVE_S:
                 sent, quiet = state.version, 0.0
-                data = {**state.snapshot(), "actions": operator.history()}
-                yield f"data: {json.dumps(data, default=str)}\n\n"
+                yield f"data: {json.dumps(current(), default=str)}\n\n"
             await asyncio.sleep(PUSH_INTERVAL_S)
             quiet += PUSH_INTERVAL_S
 

@@ -41,10 +41,10 @@ OBJECT_STORE_BYTES = 256 * 1024 * 1024
 """The embedded Ray's object store: jobs pass kilobytes, not data."""
 
 TICKBUS_PACKAGES = frozenset(
-    {"algos", "backtest", "bridge", "broker", "execution", "feeds", "portfolio", "risk",
-     "ring", "sweep", "tape", "tickbus"}
+    {"algos", "backtest", "bridge", "broker", "dashboard", "execution", "feeds", "portfolio",
+     "risk", "ring", "sweep", "tape", "tickbus"}
 )  # fmt: skip
-"""Top-level packages of tickbus, which the cluster has installed: never shipped."""
+"""Top-level packages of tickbus (pyproject's ``packages``), which the cluster has installed."""
 
 
 def check_address(address: str) -> None:

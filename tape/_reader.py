@@ -298,6 +298,7 @@ def _to_python(table: pa.Table) -> _Chunk:
     names, sids = _symbols(table.column("sid"))
     prices = _floats(table.column("price"))
     seconds = seconds_array(ns)
+    stamps = seconds.tolist()
     optional = {
         key: table.column(key)
         for key in OPTIONAL_COLUMNS
@@ -309,7 +310,7 @@ def _to_python(table: pa.Table) -> _Chunk:
             ns,
             [
                 {"sid": sid, "price": price, "ts": ts}
-                for sid, price, ts in zip(sids, prices, seconds.tolist(), strict=True)
+                for sid, price, ts in zip(sids, prices, stamps, strict=True)
             ],
             checked,
         )
@@ -320,14 +321,14 @@ def _to_python(table: pa.Table) -> _Chunk:
             [
                 {"sid": sid, "price": price, "ts": ts, "bid": bid, "ask": ask, "size": size}
                 for sid, price, ts, bid, ask, size in zip(
-                    sids, prices, seconds.tolist(), bids, asks, sizes, strict=True
+                    sids, prices, stamps, bids, asks, sizes, strict=True
                 )
             ],
             checked,
         )
     quotes: list[Quote] = [
         {"sid": sid, "price": price, "ts": ts}
-        for sid, price, ts in zip(sids, prices, seconds.tolist(), strict=True)
+        for sid, price, ts in zip(sids, prices, stamps, strict=True)
     ]
     for key, column in optional.items():
         for quote, value in zip(quotes, _floats(column), strict=True):

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -284,3 +285,12 @@ def test_ranges_include_their_stop_and_keep_ints_and_decimals_exact() -> None:
     sets = param_sets(grid, {"seed": 1})
     assert len(sets) == 4 * 3 * 2 and sets[0] == {"seed": 1, "band": 0.1, "fast": 5,
                                                   "mode": "a", "slow": 7}  # fmt: skip
+
+
+def test_tickbus_own_packages_are_never_shipped_and_user_modules_are() -> None:
+    from sweep._ray import TICKBUS_PACKAGES, modules_to_ship
+
+    packages = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert set(packages["packages"]) == TICKBUS_PACKAGES
+    assert modules_to_ship("dashboard._app:create_app") == []
+    assert modules_to_ship("tests.sweep_algos:Faulty") == [str(REPO_ROOT / "tests")]
