@@ -234,11 +234,35 @@ class Algorithm(abc.ABC):
         Raises:
             NotInitialized: `start` has not been called yet.
         """
-        run = self._run("handle_checked")
-        run.portfolio.mark(quote)
+        run = self._tickbus_run
+        if run is None:  # not through `_run`: this is the per-quote hot path
+            raise self._not_initialized("handle_checked")
+        sid = quote["sid"]
+        run.portfolio.mark_checked(sid, quote["price"])
         run.quotes += 1
-        run.last_quotes[quote["sid"]] = quote
-        return self._handle(run, quote)
+        run.last_quotes[sid] = quote
+        placed: list[Order] = []
+        run.placed = placed
+        try:
+            returned = self.event(quote)
+            if returned is not None and (type(returned) is not list or returned):
+                self._take_returned(run, returned, placed)
+        except Exception as exc:
+            run.errors += 1
+            run.last_error = f"{type(exc).__name__} on {sid}: {exc}"
+            run.error_log.log(
+                "%s.event() failed (%d so far): %s",
+                type(self).__name__,
+                run.errors,
+                run.last_error,
+                exc_info=exc if run.errors == 1 else None,
+            )
+        finally:
+            run.placed = None
+        if not placed:
+            return placed
+        run.orders += len(placed)
+        return [order.copy() for order in placed]
 
     def fill(self, report: Mapping[str, Any]) -> None:
         """Apply what execution reports about an order: a fill, or a rejection.
@@ -261,7 +285,7 @@ class Algorithm(abc.ABC):
                 portfolio is unchanged.
         """
         run = self._run("fill")
-        if not isinstance(report, Mapping):
+        if type(report) is not dict and not isinstance(report, Mapping):
             raise PortfolioError(f"a fill must be a mapping, got {type(report).__name__}")
         order_id = report.get("order_id")
         if order_id is not None and not isinstance(order_id, str):
@@ -420,33 +444,11 @@ class Algorithm(abc.ABC):
         run.placed.append(order)
         return order.copy()
 
-    def _handle(self, run: Run, quote: dict[str, Any]) -> list[Order]:
-        placed: list[Order] = []
-        run.placed = placed
-        try:
-            returned = self.event(quote)
-            if returned is not None and (type(returned) is not list or returned):
-                self._take_returned(run, returned, placed)
-        except Exception as exc:
-            run.errors += 1
-            run.last_error = f"{type(exc).__name__} on {quote['sid']}: {exc}"
-            run.error_log.log(
-                "%s.event() failed (%d so far): %s",
-                type(self).__name__,
-                run.errors,
-                run.last_error,
-                exc_info=exc if run.errors == 1 else None,
-            )
-        finally:
-            run.placed = None
-        if not placed:
-            return placed
-        run.orders += len(placed)
-        return [order.copy() for order in placed]
-
     def _take_returned(self, run: Run, returned: object, placed: list[Order]) -> None:
         """Place the order requests `event` returned; refuse anything that is not an order."""
-        if isinstance(returned, Mapping | str | bytes) or not isinstance(returned, Sequence):
+        if type(returned) is not list and (
+            isinstance(returned, Mapping | str | bytes) or not isinstance(returned, Sequence)
+        ):
             raise TypeError(
                 f"{type(self).__name__}.event() must return a list of orders or None, "
                 f"got {type(returned).__name__}"
@@ -483,8 +485,11 @@ class Algorithm(abc.ABC):
     def _run(self, what: str) -> Run:
         run = self._tickbus_run
         if run is None:
-            raise NotInitialized(
-                f"{type(self).__name__} is not initialized: the framework's initialize "
-                f"(Algorithm.start(params) in Python) must come before {what}"
-            )
+            raise self._not_initialized(what)
         return run
+
+    def _not_initialized(self, what: str) -> NotInitialized:
+        return NotInitialized(
+            f"{type(self).__name__} is not initialized: the framework's initialize "
+            f"(Algorithm.start(params) in Python) must come before {what}"
+        )

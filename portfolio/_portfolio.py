@@ -167,6 +167,15 @@ class Portfolio:
         sid = quote_symbol(quote)
         self._last_prices[sid] = quote_price(quote)
 
+    def mark_checked(self, sid: str, price: float) -> None:
+        """`mark` for a caller whose quote passed the quote contract (`algos.checked_quote`).
+
+        No checks: `sid` must be upper-case text and `price` a finite float > 0,
+        as that contract guarantees. For the per-quote path of
+        `algos.Algorithm.handle_checked`; anyone else calls `mark`.
+        """
+        self._last_prices[sid] = price
+
     def optimize(self, quote: Mapping[str, Any]) -> int:
         """How many shares to buy now at the quote's buy price.
 

@@ -7,6 +7,7 @@ import itertools
 import logging
 import random
 from collections.abc import Iterator, Mapping
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -289,6 +290,17 @@ def test_anything_else_returned_is_a_counted_error_of_that_quote(
     assert reason in algo.state()["last_error"]
     assert len(algo.events([quote()])) == 1  # the next quote trades as usual
     assert (algo.state()["errors"], algo.state()["orders"]) == (1, 1)
+
+
+def test_a_tuple_of_orders_and_a_read_only_fill_are_taken_as_a_list_and_a_dict_are() -> None:
+    """The exact-type fast paths (list, dict) must not shut out other sequences and mappings."""
+    algo = Requester()
+    algo.start({"buffer_bps": 0, "requests": [({"sid": "GOOG", "side": "buy", "qty": 2},)]})
+    [order] = algo.events([quote(price=10.0)])
+    fill = {"order_id": order["id"], "sid": "GOOG", "side": "buy", "qty": 2, "price": 10.0}
+    algo.fill(MappingProxyType(fill))
+    assert algo.portfolio.positions["GOOG"].qty == 2
+    assert (algo.state()["errors"], algo.state()["fills"]) == (0, 1)
 
 
 def test_a_plain_class_is_served_with_a_portfolio_alongside() -> None:

@@ -734,6 +734,17 @@ def test_mark_moves_equity_and_unrealised_pnl() -> None:
     assert p.equity == 1_050.0
 
 
+def test_mark_checked_of_a_checked_quote_leaves_the_portfolio_as_mark_does() -> None:
+    marked, fast = Portfolio(cash=1_000), Portfolio(cash=1_000)
+    for p in (marked, fast):
+        p.apply_fill(sid="GOOG", side="buy", qty=5, price=100.0)
+    for price in (110.0, 93.25, 100.5):
+        marked.mark(quote(sid="GOOG", price=price))
+        fast.mark_checked("GOOG", price)
+        assert fast.snapshot() == marked.snapshot()
+        assert (fast.equity, fast.unrealised_pnl) == (marked.equity, marked.unrealised_pnl)
+
+
 def test_open_orders_do_not_move_equity_or_pnl() -> None:
     p = Portfolio(cash=1_000)
     p.apply_fill(sid="GOOG", side="buy", qty=5, price=100.0)
