@@ -243,7 +243,7 @@ class _Loop:
 
     def handle(self, batch: QuoteBatch) -> bool:
         """Handle every quote of `batch` in order; False once the run must stop."""
-        clock, book, run = self._clock, self._book, self._run
+        clock, book, run, outcome = self._clock, self._book, self._run, self.outcome
         band = self._band.check if self._band.max_jump_pct is not None else None
         note_prices = self._screen.note_prices if self._needs_prices else None
         checked = batch.checked and self._may_skip_events
@@ -254,7 +254,7 @@ class _Loop:
             if band is not None and band(quote["sid"], quote["price"]) is not None:
                 breach = _contract_breach(quote)  # a bad row is no suspect quote
                 if breach is None:
-                    self.outcome.suspect += 1
+                    outcome.suspect += 1
                 elif not self._bad_row(quote, breach):
                     return False
                 continue
@@ -275,16 +275,17 @@ class _Loop:
                     return False
                 continue
             except Exception as exc:  # an algorithm's own events() raised: stop there
-                self._stop_on_error(quote, self.outcome.quotes + 1, f"{type(exc).__name__}: {exc}")
+                self._stop_on_error(quote, outcome.quotes + 1, f"{type(exc).__name__}: {exc}")
                 return False
-            self.outcome.quotes += 1
-            for order in orders:
-                self._order(order)
+            outcome.quotes += 1
+            if orders:
+                for order in orders:
+                    self._order(order)
             self._last_ts = ts
             if ts >= self._next_sample:
                 self._sample(ts)
             if run.errors != errors:
-                self._stop_on_error(quote, self.outcome.quotes, run.last_error)
+                self._stop_on_error(quote, outcome.quotes, run.last_error)
                 return False
         return True
 

@@ -91,6 +91,12 @@ class PaperBook:
         clock: Wall clock for the fills' ``ts``.
         monotonic: Clock for timeouts.
         new_id: Makes a fill id.
+
+    Attributes:
+        waiting: How many orders wait for a quote or for the market to reach
+            their limit. Read it, never set it (a plain attribute because the
+            backtester reads it on every quote).
+        duplicates: Orders ignored as duplicates so far.
     """
 
     def __init__(
@@ -119,14 +125,9 @@ class PaperBook:
         self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
         # Per symbol, the waiting orders in arrival order (dicts keep insertion order).
         self._waiting: dict[str, dict[tuple[str, str], Order]] = {}
-        self._waiting_count = 0
+        self.waiting = 0
         self._deadlines: deque[tuple[float, str, tuple[str, str]]] = deque()
         self.duplicates = 0
-
-    @property
-    def waiting(self) -> int:
-        """How many orders wait for a quote or for the market to reach their limit."""
-        return self._waiting_count
 
     def submit(self, order: Order) -> Fill | Rejection | None:
         """Take one validated order.
@@ -146,10 +147,10 @@ class PaperBook:
             fill = self._match(order, quote)
             if fill is not None:
                 return fill
-        if self._waiting_count >= self._max_waiting:
+        if self.waiting >= self._max_waiting:
             return Rejection(order, f"too many waiting orders (the limit is {self._max_waiting})")
         self._waiting.setdefault(order["sid"], {})[key] = order
-        self._waiting_count += 1
+        self.waiting += 1
         if order["type"] == "market":
             deadline = self._monotonic() + self._quote_timeout
             self._deadlines.append((deadline, order["sid"], key))
@@ -168,7 +169,7 @@ class PaperBook:
             if fill is not None:
                 fills.append(fill)
                 del waiting[key]
-        self._waiting_count -= len(fills)
+        self.waiting -= len(fills)
         if not waiting:
             del self._waiting[sid]
         return fills
@@ -194,7 +195,7 @@ class PaperBook:
         ]
         self._waiting.clear()
         self._deadlines.clear()
-        self._waiting_count = 0
+        self.waiting = 0
         return cancelled
 
     def _remember(self, key: tuple[str, str]) -> None:
@@ -206,7 +207,7 @@ class PaperBook:
         waiting = self._waiting.get(sid)
         order = None if waiting is None else waiting.pop(key, None)
         if order is not None:
-            self._waiting_count -= 1
+            self.waiting -= 1
             if not waiting:
                 del self._waiting[sid]
         return order
