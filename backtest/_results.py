@@ -75,15 +75,15 @@ class _TableFile:
 
     def __init__(self, path: Path, schema: pa.Schema) -> None:
         self._schema = schema
-        self._columns: list[list[Any]] = [[] for _ in schema.names]
+        self._rows: list[tuple[Any, ...]] = []
         self._writer = pq.ParquetWriter(path, schema, compression=COMPRESSION)
         self.rows = 0
 
-    def append(self, *values: Any) -> None:
-        for column, value in zip(self._columns, values, strict=True):
-            column.append(value)
+    def append(self, row: tuple[Any, ...]) -> None:
+        """Buffer one row: a value per column of the schema, in its order."""
+        self._rows.append(row)
         self.rows += 1
-        if len(self._columns[0]) >= GROUP_ROWS:
+        if len(self._rows) >= GROUP_ROWS:
             self._flush()
 
     def close(self) -> None:
@@ -91,9 +91,10 @@ class _TableFile:
         self._writer.close()
 
     def _flush(self) -> None:
-        if self._columns[0]:
-            self._writer.write_table(pa.table(self._columns, schema=self._schema))
-            self._columns = [[] for _ in self._schema.names]
+        if self._rows:
+            columns = [list(column) for column in zip(*self._rows, strict=True)]
+            self._writer.write_table(pa.table(columns, schema=self._schema))
+            self._rows = []
 
 
 class ResultWriter:
@@ -127,34 +128,38 @@ class ResultWriter:
     def order(self, order: Mapping[str, Any], ts: float, *, refused: str | None) -> None:
         """One order the algorithm placed, on the quote at `ts`; `refused`: the screen's reason."""
         self._orders.append(
-            ns_from_seconds(ts),
-            _text(order.get("id")),
-            _text(order.get("sid")),
-            _text(order.get("side")),
-            order["qty"] if type(order.get("qty")) is int else None,
-            _text(order.get("type")),
-            order.get("limit_price") if isinstance(order.get("limit_price"), float) else None,
-            refused,
+            (
+                ns_from_seconds(ts),
+                _text(order.get("id")),
+                _text(order.get("sid")),
+                _text(order.get("side")),
+                order["qty"] if type(order.get("qty")) is int else None,
+                _text(order.get("type")),
+                order.get("limit_price") if isinstance(order.get("limit_price"), float) else None,
+                refused,
+            )
         )
 
     def fill(self, fill: Fill, *, realised_pnl: float, closes: bool) -> None:
         """One fill the algorithm booked."""
         self._fills.append(
-            ns_from_seconds(fill["ts"]),
-            fill["id"],
-            fill["order_id"],
-            fill["sid"],
-            fill["side"],
-            fill["qty"],
-            fill["price"],
-            fill["fee"],
-            realised_pnl,
-            closes,
+            (
+                ns_from_seconds(fill["ts"]),
+                fill["id"],
+                fill["order_id"],
+                fill["sid"],
+                fill["side"],
+                fill["qty"],
+                fill["price"],
+                fill["fee"],
+                realised_pnl,
+                closes,
+            )
         )
 
     def equity(self, ts: float, *, equity: float, cash: float, exposure: float) -> None:
         """One sample of the equity curve."""
-        self._equity.append(ns_from_seconds(ts), equity, cash, exposure)
+        self._equity.append((ns_from_seconds(ts), equity, cash, exposure))
 
     def close(self) -> None:
         """Write what is buffered and close the files."""

@@ -82,7 +82,7 @@ def parse_order(fields: Mapping[str, Any]) -> Order:
             names the first field at fault (unknown fields first, then missing
             ones, then values in the order of `Order`'s attributes).
     """
-    if not isinstance(fields, Mapping):
+    if type(fields) is not dict and not isinstance(fields, Mapping):
         raise OrderRejected(f"an order must be an object, got {_kind(fields)}")
     _check_keys(fields)
     order: Order = {

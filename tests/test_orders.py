@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -91,6 +92,10 @@ def test_a_limit_order_keeps_its_limit_price_as_a_float() -> None:
 )
 def test_accepted_values(changes: dict[str, Any], field: str, expected: Any) -> None:
     assert parse_order(with_(MARKET, **changes))[field] == expected
+
+
+def test_any_mapping_is_an_order_not_only_a_dict() -> None:
+    assert parse_order(MappingProxyType(MARKET)) == parse_order(dict(MARKET))
 
 
 def test_parse_order_returns_a_new_dict() -> None:
