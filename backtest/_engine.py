@@ -39,7 +39,6 @@ from algos import REJECTED_KEY, Algorithm, checked_quote, load_algorithm, run_of
 from backtest._results import ResultWriter
 from broker import DEFAULT_MAX_PRICE_JUMP_PCT, PriceBand, Quote
 from execution import Fill, PaperBook, Rejection
-from portfolio import Portfolio
 from risk import OrderScreen, Refusal, RiskGate, RiskLimits
 from tape import QuoteBatch, TimeLike, iso_from_ns, locate, ns_from_seconds, read_quote_batches
 from tickbus.errors import ConfigError, PortfolioError, QuoteRejected, TapeError
@@ -320,14 +319,14 @@ class _Loop:
 
     def _fill(self, fill: Fill) -> None:
         portfolio = self._run.portfolio
-        realised, held = portfolio.realised_pnl, _held(portfolio, fill["sid"])
+        realised, held = portfolio.realised_pnl, portfolio.held_shares(fill["sid"])
         try:
             self._algorithm.fill(fill)
         except PortfolioError:
             self.outcome.fill_errors += 1
             return
         self.outcome.fills += 1
-        closes = abs(_held(portfolio, fill["sid"])) < abs(held)
+        closes = abs(portfolio.held_shares(fill["sid"])) < abs(held)
         self._writer.fill(fill, realised_pnl=portfolio.realised_pnl - realised, closes=closes)
 
     def _reject(self, rejection: Rejection) -> None:
@@ -365,8 +364,3 @@ def _contract_breach(quote: Quote) -> str | None:
     except QuoteRejected as exc:
         return exc.reason
     return None
-
-
-def _held(portfolio: Portfolio, sid: str) -> int:
-    position = portfolio.positions.get(sid)
-    return 0 if position is None else position.qty

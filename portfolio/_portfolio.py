@@ -109,6 +109,15 @@ class Portfolio:
         """Cash not held back by open buys; < 0 only after a fill cost more than its hold."""
         return self._cash - math.fsum(o.reserved_cash for o in self._open_orders.values())
 
+    def held_shares(self, sid: str) -> int:
+        """Shares of `sid` held, open sells included (0 when none); `sid` as positions key it.
+
+        `positions` gives the same figure from a copy of every position; this
+        reads one, for callers that ask after every fill (the backtester).
+        """
+        held = self._positions.get(sid)
+        return 0 if held is None else held.qty
+
     def available_shares(self, sid: str) -> int:
         """Shares of `sid` held and not held back by open sells (0 when none).
 

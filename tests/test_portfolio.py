@@ -734,6 +734,18 @@ def test_mark_moves_equity_and_unrealised_pnl() -> None:
     assert p.equity == 1_050.0
 
 
+def test_held_shares_is_the_positions_qty_open_sells_included() -> None:
+    p = Portfolio(cash=1_000)
+    assert p.held_shares("GOOG") == 0
+    p.apply_fill(sid="GOOG", side="buy", qty=5, price=100.0)
+    p.reserve("s1", sid="GOOG", side="sell", qty=2, price=100.0)
+    assert (p.held_shares("GOOG"), p.available_shares("GOOG")) == (5, 3)
+    assert p.held_shares("GOOG") == p.positions["GOOG"].qty
+    p.apply_fill(sid="GOOG", side="sell", qty=2, price=100.0, order_id="s1")
+    p.apply_fill(sid="GOOG", side="sell", qty=3, price=100.0)
+    assert p.held_shares("GOOG") == 0 and "GOOG" not in p.positions
+
+
 def test_mark_checked_of_a_checked_quote_leaves_the_portfolio_as_mark_does() -> None:
     marked, fast = Portfolio(cash=1_000), Portfolio(cash=1_000)
     for p in (marked, fast):
