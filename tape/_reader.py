@@ -142,8 +142,7 @@ def read_quotes(
             `symbols` is empty.
     """
     return itertools.chain.from_iterable(
-        batch.quotes
-        for batch in read_quote_batches(directory, symbols=symbols, start=start, end=end)
+        read_batches(directory, symbols=symbols, start=start, end=end)
     )
 
 
