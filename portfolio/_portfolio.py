@@ -110,7 +110,7 @@ class Portfolio:
         return self._cash - math.fsum(o.reserved_cash for o in self._open_orders.values())
 
     def held_shares(self, sid: str) -> int:
-        """Shares of `sid` held, open sells included (0 when none); `sid` as positions key it.
+        """Shares of `sid` held, open sells included (0 when none); `sid` as `positions` keys it.
 
         `positions` gives the same figure from a copy of every position; this
         reads one, for callers that ask after every fill (the backtester).
