@@ -36,14 +36,16 @@ What is measured:
 * ``read``: a `tape.write_sample` dataset of `Settings.read_quotes` quotes
   (`Settings.read_symbols` symbols over `Settings.read_days` days, one file a
   day; untimed to build) read in a child process per pass, so the peak RSS
-  (VmHWM) is the reader's alone: ``tape.read_batches`` (the headline,
-  ts order, lists of quote dicts), ``tape.read_quotes`` (one dict at a
-  time) and, as baselines without order, ``pyarrow.dataset``'s ``to_table``
-  (the whole dataset in memory) and ``to_batches`` (streaming Arrow
-  batches), and the dict floor: ``to_batches`` with one quote dict built per
-  row, as the tape's reader hands them out (``dict_floor_quotes_per_s``: no
-  reader of quote dicts can beat it). `Settings.read_rounds` passes each, rounds alternating the
-  readers; medians. Also ``read_batches`` once on the same quotes written by
+  (VmHWM) is the reader's alone (each child imports pyarrow, pandas, which
+  pyarrow imports on its first conversion to numpy, and tape before its
+  timer): ``tape.read_batches`` (the headline, ts order, lists of quote
+  dicts), ``tape.read_quotes`` (one dict at a time) and, as baselines
+  without order, ``pyarrow.dataset``'s ``to_table`` (the whole dataset in
+  memory) and ``to_batches`` (streaming Arrow batches), and the dict floor:
+  ``to_batches`` with one quote dict built per row, as the tape's reader
+  hands them out (``dict_floor_quotes_per_s``: the per-row work of any
+  reader of quote dicts, without time order). `Settings.read_rounds`
+  passes each, rounds alternating the readers; medians. Also ``read_batches`` once on the same quotes written by
   two writers (half the symbols each), whose files interleave in time: the
   merge path of a dataset that two recorders share.
 
