@@ -283,7 +283,7 @@ def _read_pyarrow_batches(directory: Path) -> Iterator[int]:
 
 
 def _read_pyarrow_dicts(directory: Path) -> Iterator[int]:
-    """The floor of any reader handing out quote dicts: `to_batches`, then one dict a row.
+    """The plain way to quote dicts with pyarrow: `to_batches`, then one dict a row.
 
     The same keys and value types as the tape's quotes, built by one
     comprehension per batch, each symbol one string shared by its rows (as

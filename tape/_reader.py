@@ -32,14 +32,13 @@ from __future__ import annotations
 import functools
 import heapq
 import itertools
-from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -237,7 +236,6 @@ class _Cursor:
     def __init__(self, span: _Span, selection: _Selection, pool: ThreadPoolExecutor) -> None:
         self.span = span
         self.keys: np.ndarray[Any, np.dtype[np.int64]] = np.empty(0, np.int64)
-        self.ns: list[int] = []
         self.quotes: list[Quote] = []
         self.checked = False
         self.pos = 0
@@ -258,9 +256,17 @@ class _Cursor:
         except (OSError, pa.ArrowException) as exc:
             self.close()
             raise unreadable(self.span.path, exc) from exc
-        self.ns = self.keys.tolist()
         self.pos = 0
         return True
+
+    def key(self, row: int) -> int:
+        """The ``ts`` in ns of `row` of the chunk (negative: from its end)."""
+        return int(self.keys[row])
+
+    def search(self, ns: int, *, after_ties: bool) -> int:
+        """Where `ns` would go among the chunk's rows from `pos` on: after equal keys or before."""
+        side: Literal["left", "right"] = "right" if after_ties else "left"
+        return self.pos + int(np.searchsorted(self.keys[self.pos :], ns, side=side))
 
     def close(self) -> None:
         """Close the file, once a read running ahead has finished."""
@@ -454,7 +460,7 @@ def _merge(spans: list[_Span], selection: _Selection) -> Iterator[QuoteBatch]:
                 cursor = _Cursor(by_order[order], selection, pool)
                 if cursor.advance():
                     cursors[order] = cursor
-                    heapq.heapreplace(heap, (cursor.ns[0], order))
+                    heapq.heapreplace(heap, (cursor.key(0), order))
                 else:
                     heapq.heappop(heap)
                 continue
@@ -467,8 +473,8 @@ def _merge(spans: list[_Span], selection: _Selection) -> Iterator[QuoteBatch]:
                     continue
             yield QuoteBatch(cursor.quotes[cursor.pos : limit], cursor.checked)
             cursor.pos = limit
-            if limit < len(cursor.ns) or cursor.advance():
-                heapq.heapreplace(heap, (cursor.ns[cursor.pos], order))
+            if limit < len(cursor.keys) or cursor.advance():
+                heapq.heapreplace(heap, (cursor.key(cursor.pos), order))
             else:
                 heapq.heappop(heap)
                 del cursors[order]
@@ -481,10 +487,9 @@ def _merge(spans: list[_Span], selection: _Selection) -> Iterator[QuoteBatch]:
 def _run_end(cursor: _Cursor, heap: list[tuple[int, int]]) -> int:
     """How far the top file's chunk runs before the runner-up file's next row."""
     if len(heap) == 1:
-        return len(cursor.ns)
+        return len(cursor.keys)
     runner_up = min(heap[1:3])
-    search = bisect_right if cursor.span.order < runner_up[1] else bisect_left
-    return search(cursor.ns, runner_up[0], cursor.pos)
+    return cursor.search(runner_up[0], after_ties=cursor.span.order < runner_up[1])
 
 
 def _window(cursors: dict[int, _Cursor], heap: list[tuple[int, int]]) -> QuoteBatch:
@@ -495,12 +500,12 @@ def _window(cursors: dict[int, _Cursor], heap: list[tuple[int, int]]) -> QuoteBa
     after it, so the rows strictly before it can go out now. Concatenated in
     file order, a stable sort by ts keeps ties in file, then row order.
     """
-    bound = min(cursor.ns[-1] for cursor in cursors.values())
+    bound = min(cursor.key(-1) for cursor in cursors.values())
     bound = min([bound, *(ns for ns, order in heap if order not in cursors)])
     keys, pool, checked = [], [], True
     for order in sorted(cursors):
         cursor = cursors[order]
-        end = bisect_left(cursor.ns, bound, cursor.pos)
+        end = cursor.search(bound, after_ties=False)
         if end > cursor.pos:
             keys.append(cursor.keys[cursor.pos : end])
             pool += cursor.quotes[cursor.pos : end]
@@ -516,8 +521,8 @@ def _rekey(cursors: dict[int, _Cursor], heap: list[tuple[int, int]]) -> list[tup
     """A new heap after `_window`: open files keyed by their next row, spent ones closed."""
     entries = [(ns, order) for ns, order in heap if order not in cursors]
     for order, cursor in list(cursors.items()):
-        if cursor.pos < len(cursor.ns) or cursor.advance():
-            entries.append((cursor.ns[cursor.pos], order))
+        if cursor.pos < len(cursor.keys) or cursor.advance():
+            entries.append((cursor.key(cursor.pos), order))
         else:
             del cursors[order]
     heapq.heapify(entries)
