@@ -204,6 +204,45 @@ def test_a_row_group_corrupt_mid_file_is_named_when_the_stream_reaches_it(
     assert 100 <= seen <= 500  # the good row groups before it came out first
 
 
+def foreign_file(root: Path, sids: list[str | None], ts: list[int | None]) -> Path:
+    """A file another writer made: the tape's columns, every one nullable."""
+    nullable = pa.schema([field.with_nullable(True) for field in tape.SCHEMA])
+    count = len(sids)
+    table = pa.Table.from_pydict(
+        {
+            "ts": ts,
+            "arrival": ts,
+            "sid": sids,
+            "price": [100.0] * count,
+            "bid": [None] * count,
+            "ask": [None] * count,
+            "size": [None] * count,
+            "topic": ["quotes/x"] * count,
+        },
+        schema=nullable,
+    )
+    path = root / "date=2026-12-01" / "part-foreign-0-0.parquet"
+    path.parent.mkdir(parents=True)
+    pq.write_table(table, path)
+    return path
+
+
+def test_a_null_symbol_comes_back_as_none_as_quote_from_row_reads_it(tmp_path: Path) -> None:
+    first = int(DAY1 * 1e9)
+    foreign_file(tmp_path, ["GOOG", None, "AAPL"], [first, first + 1, first + 2])
+    batches = list(tape.read_quote_batches(tmp_path))
+    assert [q["sid"] for b in batches for q in b.quotes] == ["GOOG", None, "AAPL"]
+    assert not any(b.checked for b in batches)
+
+
+def test_a_null_ts_is_an_error_naming_the_file(tmp_path: Path) -> None:
+    first = int(DAY1 * 1e9)
+    path = foreign_file(tmp_path, ["GOOG", "GOOG", "GOOG"], [first, None, first + 2])
+    with pytest.raises(TapeError) as caught:
+        list(tape.read_quotes(tmp_path))
+    assert caught.value.path == path and "null" in str(caught.value)
+
+
 def test_a_stream_dropped_early_leaves_no_read_running(dataset: tuple[Path, list[Quote]]) -> None:
     root, _ = dataset
     stream = tape.read_quotes(root)
