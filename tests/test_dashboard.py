@@ -129,7 +129,11 @@ def test_actions_need_the_token_beyond_the_loopback(
         killed = remote.post(kill, json={"reason": "by token"},
                              headers={**act, "X-Tickbus-Token": "s3cret"})  # fmt: skip
         assert killed.status_code == 200 and killed.json()["ok"], killed.json()
-        assert state.snapshot()["bridges"][stack.bridge]["killed"] == "by token"
+        wait_until(  # the page learns it from the bridge's next status, not from the reply
+            lambda: state.snapshot()["bridges"][stack.bridge]["killed"] == "by token",
+            timeout=10,
+            what="the kill on the page",
+        )
         lifted = remote.post(f"/api/bridges/{stack.bridge}/lift", json={},
                              headers={**act, "X-Tickbus-Token": "s3cret"})  # fmt: skip
         assert lifted.json()["ok"]
