@@ -440,7 +440,7 @@ def _symbols(column: pa.ChunkedArray) -> tuple[list[str], list[Any]]:
     names: list[str] = encoded.dictionary.to_pylist()
     indices = encoded.indices
     if indices.null_count:  # a null takes the None after the names
-        indices = pc.fill_null(indices.cast(pa.int64()), len(names))
+        indices = pc.fill_null(indices, len(names))
     rows = _numbers(indices, indices.type)
     return names, np.array([*names, None], dtype=object)[rows].tolist()
 
